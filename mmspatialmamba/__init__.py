@@ -1,0 +1,18 @@
+"""mmspatialmamba: Spatial-Mamba (ICLR 2025) as an OpenMMLab backbone.
+
+Importing the package registers ``SpatialMamba`` and ``MM_SpatialMamba`` in mmengine's root
+``MODELS`` registry, so configs only need
+``custom_imports = dict(imports=['mmspatialmamba'], allow_failed_imports=False)``.
+"""
+import torch
+
+__version__ = '0.1.0'
+
+_MIN_TORCH = (2, 4)
+if tuple(int(p) for p in torch.__version__.split('.')[:2]) < _MIN_TORCH:
+    raise ImportError(f'mmspatialmamba needs torch >= {".".join(map(str, _MIN_TORCH))} '
+                      f'(torch.library custom ops), found {torch.__version__}; '
+                      'upgrade torch, e.g. pip install torch==2.13.0')
+
+from . import compat  # noqa: E402,F401  (registers the checkpoint loader fix)
+from .models import *  # noqa: E402,F401,F403

@@ -1,0 +1,139 @@
+"""Stem, downsampling, MLP and the Spatial-Mamba block (SPEC "Block, stages, stem").
+
+Activations between modules are channels last, (batch, H, W, C), as in the release.
+Attribute names are part of the checkpoint interface and follow SPEC.md exactly.
+"""
+from typing import Optional
+
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks import DropPath
+from torch import Tensor, nn
+
+from .sasf import StructureAwareSSM
+
+
+class ConvNormAct(nn.Module):
+    """Conv2d, then an optional norm layer (``.norm``) and an optional ReLU.
+
+    Our own small module rather than mmcv's ``ConvModule``, because ConvModule names its norm
+    after the norm type (``.bn``, ``.gn``), while published checkpoints use ``.norm``.
+
+    Args:
+        in_channels, out_channels, kernel_size, stride, padding, groups, bias: As nn.Conv2d.
+        norm_cfg: mmcv norm config (e.g. ``dict(type='BN')``, ``dict(type='SyncBN')``) or None.
+        act: Append a ReLU.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, groups: int = 1, bias: bool = True,
+                 norm_cfg: Optional[dict] = None, act: bool = True) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding,
+                              groups=groups, bias=bias)
+        self.norm = build_norm_layer(norm_cfg, out_channels)[1] if norm_cfg else None
+        self.act = nn.ReLU() if act else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.conv(x)
+        if self.norm is not None:
+            x = self.norm(x)
+        if self.act is not None:
+            x = self.act(x)
+        return x
+
+
+class Stem(nn.Module):
+    """Stride-4 convolutional stem (``patch_embed``): (batch, 3, H, W) -> (batch, H/4, W/4, E).
+
+    conv1: conv3x3 s2 (3 -> E/2) + norm + ReLU; conv2: a residual pair of conv3x3 (E/2);
+    conv3: conv3x3 s2 (E/2 -> 4E) + norm + ReLU, conv1x1 (4E -> E) + norm. No conv biases.
+    Odd sizes round up (padding 1), so any input size works.
+
+    Args:
+        in_channels: Image channels. embed_dim: E. norm_cfg: Norm config for every conv.
+    """
+
+    def __init__(self, in_channels: int, embed_dim: int, norm_cfg: dict) -> None:
+        super().__init__()
+        half = embed_dim // 2
+        self.conv1 = ConvNormAct(in_channels, half, 3, 2, 1, bias=False, norm_cfg=norm_cfg)
+        self.conv2 = nn.Sequential(
+            ConvNormAct(half, half, 3, 1, 1, bias=False, norm_cfg=norm_cfg),
+            ConvNormAct(half, half, 3, 1, 1, bias=False, norm_cfg=norm_cfg, act=False))
+        self.conv3 = nn.Sequential(
+            ConvNormAct(half, 4 * embed_dim, 3, 2, 1, bias=False, norm_cfg=norm_cfg),
+            ConvNormAct(4 * embed_dim, embed_dim, 1, bias=False, norm_cfg=norm_cfg, act=False))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.conv1(x)
+        x = self.conv2(x) + x
+        return self.conv3(x).permute(0, 2, 3, 1)
+
+
+class Downsample(nn.Module):
+    """Stride-2 downsampling between stages: (batch, H, W, C) -> (batch, H/2, W/2, 2C).
+
+    conv1x1 (C -> 8C) + ReLU; depthwise conv3x3 s2 + ReLU; conv1x1 (8C -> 2C) + norm; all with
+    bias (SPEC).
+
+    Args:
+        dim: Input channels C. norm_cfg: Norm config of the last conv.
+    """
+
+    def __init__(self, dim: int, norm_cfg: dict) -> None:
+        super().__init__()
+        hidden = 8 * dim
+        self.conv = nn.Sequential(
+            ConvNormAct(dim, hidden, 1),
+            ConvNormAct(hidden, hidden, 3, 2, 1, groups=hidden),
+            ConvNormAct(hidden, 2 * dim, 1, norm_cfg=norm_cfg, act=False))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
+class Mlp(nn.Module):
+    """Linear(C, hidden) -> GELU -> Linear(hidden, C) on channels-last tokens."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class SpatialMambaBlock(nn.Module):
+    """One Spatial-Mamba block on (batch, H, W, C) maps.
+
+    ``x += cpe1(x)``; ``x += drop_path(mixer(ln_1(x)))``; ``x += cpe2(x)``;
+    ``x += drop_path(mlp(ln_2(x)))``. cpe1/cpe2 are depthwise conv3x3 positional encodings.
+
+    Args:
+        dim: Channels C. drop_path: Stochastic depth rate of this block.
+        mlp_ratio: MLP hidden width over C. d_state: SSM state size (1).
+        backend: Ops backend of the mixer (None, 'torch' or 'triton').
+    """
+
+    def __init__(self, dim: int, drop_path: float = 0.0, mlp_ratio: float = 4.0,
+                 d_state: int = 1, backend: Optional[str] = None) -> None:
+        super().__init__()
+        self.cpe1 = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+        self.ln_1 = nn.LayerNorm(dim)
+        self.self_attention = StructureAwareSSM(dim, d_state=d_state, backend=backend)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.cpe2 = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+        self.ln_2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+
+    @staticmethod
+    def _pos_enc(conv: nn.Conv2d, x: Tensor) -> Tensor:
+        return conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self._pos_enc(self.cpe1, x)
+        x = x + self.drop_path(self.self_attention(self.ln_1(x)))
+        x = x + self._pos_enc(self.cpe2, x)
+        return x + self.drop_path(self.mlp(self.ln_2(x)))

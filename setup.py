@@ -1,0 +1,32 @@
+"""mmspatialmamba: Spatial-Mamba as an OpenMMLab backbone, with Triton kernels.
+
+Nothing is compiled at install: the kernels are Triton JIT kernels. ``ops/`` ships as the
+subpackage ``mmspatialmamba.ops``. torch is deliberately not in ``install_requires``: pip
+would resolve an unpinned (or merely bounded) torch to the newest multi-GB CUDA build even on
+a CPU machine. Install the torch build you want first (``tools/setup_env.sh`` pins the tested
+one); ``mmspatialmamba`` checks its version at import and says what to do if it is too old.
+"""
+from setuptools import setup
+
+setup(
+    name='mmspatialmamba',
+    version='0.1.0',
+    description='Spatial-Mamba (ICLR 2025) backbone for mmdet and mmseg, with Triton kernels',
+    python_requires='>=3.9',
+    packages=['mmspatialmamba', 'mmspatialmamba.models', 'mmspatialmamba.models.backbones',
+              'mmspatialmamba.models.layers', 'mmspatialmamba.datasets', 'mmspatialmamba.apis',
+              'mmspatialmamba.ops', 'mmspatialmamba.ops.selective_scan',
+              'mmspatialmamba.ops.state_fusion', 'mmspatialmamba.ops.sasf'],
+    package_dir={'mmspatialmamba.ops': 'ops'},
+    install_requires=[
+        'mmengine>=0.10.0,<1.0',   # tested: 0.10.7
+        'mmcv>=2.0.0,<2.2.0',      # tested: 2.1.0 (mmdet 3.3 / mmseg 1.2 need < 2.2)
+        'numpy',
+    ],
+    extras_require={
+        'det': ['mmdet>=3.0.0,<3.4.0'],                                 # tested: 3.3.0
+        'seg': ['mmsegmentation>=1.0.0,<1.3.0', 'ftfy', 'regex'],       # tested: 1.2.2
+        'triton': ['triton>=3.0'],                                      # tested: 3.6 (GPU), 3.9 (CPU)
+        'tests': ['pytest'],
+    },
+)

@@ -1,0 +1,172 @@
+"""SpatialMamba backbone: fidelity to SPEC, shapes, registries, freezing, checkpointing, errors."""
+import pytest
+import torch
+from spec_oracle import backbone_oracle
+
+from mmspatialmamba.models import ARCH_SETTINGS, SpatialMamba
+
+TINY = dict(dims=16, depths=(1, 2, 1, 1))
+
+
+def randomize_(model: torch.nn.Module) -> torch.nn.Module:
+    """Give every parameter and BN statistic a random value (ones-initialised kernels and
+    alpha would hide a swapped dilation, zero biases a missing bias)."""
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point():
+                if name.endswith('running_var'):
+                    tensor.uniform_(0.5, 1.5)
+                else:
+                    tensor.normal_(0, 0.3 if 'A_logs' not in name else 0.5)
+    return model
+
+
+@pytest.mark.parametrize('size', [(64, 64), (37, 53), (33, 1), (61, 90)], ids=str)
+def test_matches_spec_oracle(size, seed):
+    """The backbone equals a float64 forward written from SPEC.md alone, at odd sizes too."""
+    model = randomize_(SpatialMamba(arch=TINY)).eval()
+    images = torch.randn(2, 3, *size)
+    with torch.no_grad():
+        outs = model(images)
+    refs = backbone_oracle(model.state_dict(), images, TINY['depths'])
+    for i, (out, ref) in enumerate(zip(outs, refs)):
+        assert out.shape == ref.shape, f'stage {i}'
+        err = ((out.double() - ref).norm() / ref.norm()).item()
+        assert err < 1e-5, f'stage {i}: rel L2 {err:.3g}, seed {seed}'
+
+
+@pytest.mark.parametrize('arch', ['tiny', 'small', 'base'])
+def test_variant_shapes(arch):
+    model = SpatialMamba(arch=arch).eval()
+    dims = ARCH_SETTINGS[arch]['dims']
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 65, 47))
+    assert [tuple(o.shape) for o in outs] == [
+        (1, dims, 17, 12), (1, 2 * dims, 9, 6), (1, 4 * dims, 5, 3), (1, 8 * dims, 3, 2)]
+    assert model.out_channels == [dims, 2 * dims, 4 * dims, 8 * dims]
+
+
+def test_tiny_parameter_count_and_keys():
+    """T as a detection backbone: 26,236,758 parameters and 557 state-dict entries (SPEC)."""
+    model = SpatialMamba(arch='tiny')
+    assert sum(p.numel() for p in model.parameters()) == 26_236_758
+    state = model.state_dict()
+    assert len(state) == 557
+    expected = {
+        'layers.0.blocks.0.self_attention.x_proj_weight': (6, 128),
+        'layers.0.blocks.0.self_attention.dt_projs_weight': (128, 4),
+        'layers.0.blocks.0.self_attention.A_logs': (128, 1),
+        'layers.0.blocks.0.self_attention.state_fusion.kernel_3_2': (128, 1, 3, 3),
+        'layers.0.blocks.0.self_attention.state_fusion.alpha': (3,),
+        'layers.0.downsample.conv.0.conv.weight': (512, 64, 1, 1),
+        'layers.0.downsample.conv.2.norm.running_var': (128,),
+        'patch_embed.conv3.0.conv.weight': (256, 32, 3, 3),
+        'patch_embed.conv2.1.norm.weight': (32,),
+        'outnorm3.weight': (512,),
+    }
+    for key, shape in expected.items():
+        assert tuple(state[key].shape) == shape, key
+
+
+def test_out_indices_select_stages_and_norms():
+    model = SpatialMamba(arch=TINY, out_indices=(1, 3)).eval()
+    outs = model(torch.randn(1, 3, 32, 32))
+    assert [o.shape[1] for o in outs] == [32, 128] == model.out_channels
+    assert not hasattr(model, 'outnorm0') and hasattr(model, 'outnorm3')
+
+
+@pytest.mark.parametrize('scope', ['mmdet', 'mmseg'])
+def test_builds_from_toolkit_registries(scope):
+    registry = pytest.importorskip(f'{scope}.registry').MODELS
+    model = registry.build(dict(type='SpatialMamba', arch=TINY))
+    assert isinstance(model, SpatialMamba)
+
+
+def test_frozen_stages_freeze_parameters_and_bn():
+    model = SpatialMamba(arch=TINY, frozen_stages=2)
+    model.train()
+    frozen = [model.patch_embed, model.layers[0], model.layers[1], model.outnorm0, model.outnorm1]
+    for module in frozen:
+        assert not module.training
+        assert all(not p.requires_grad for p in module.parameters())
+    assert all(p.requires_grad for p in model.layers[2].parameters())
+    assert model.layers[2].training
+    # Frozen BN statistics do not move in a training forward pass.
+    before = model.patch_embed.conv1.norm.running_mean.clone()
+    model(torch.randn(2, 3, 32, 32))
+    assert torch.equal(before, model.patch_embed.conv1.norm.running_mean)
+
+
+def test_norm_eval_keeps_bn_statistics():
+    model = SpatialMamba(arch=TINY, norm_eval=True).train()
+    bn = model.layers[1].downsample.conv[2].norm
+    before = bn.running_mean.clone()
+    model(torch.randn(2, 3, 32, 32))
+    assert not bn.training and torch.equal(before, bn.running_mean)
+    assert model.layers[0].blocks[0].training  # only BN is put in eval mode
+
+
+def test_with_cp_gives_identical_outputs_and_gradients(seed):
+    plain = randomize_(SpatialMamba(arch=TINY, drop_path_rate=0.0)).train()
+    ckpt = SpatialMamba(arch=TINY, drop_path_rate=0.0, with_cp=True).train()
+    ckpt.load_state_dict(plain.state_dict())
+    images = torch.randn(2, 3, 40, 36, requires_grad=True)
+    grads = []
+    for model in (plain, ckpt):
+        images.grad = None
+        outs = model(images)
+        sum((o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum() for o in outs).backward()
+        grads.append(([o.detach() for o in outs], images.grad.clone(),
+                      [p.grad.clone() for p in model.parameters()]))
+    (outs_a, gin_a, gp_a), (outs_b, gin_b, gp_b) = grads
+    for a, b in zip(outs_a, outs_b):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch.testing.assert_close(gin_a, gin_b, rtol=1e-6, atol=1e-7)
+    for a, b in zip(gp_a, gp_b):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_eval_sees_updated_fusion_weights():
+    """No merged kernel is cached: changing a fusion parameter changes the eval output."""
+    model = randomize_(SpatialMamba(arch=TINY)).eval()
+    images = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        first = model(images)[0].clone()
+        model.layers[0].blocks[0].self_attention.state_fusion.kernel_3_2.mul_(2)
+        second = model(images)[0]
+    assert not torch.allclose(first, second)
+
+
+def test_drop_path_rate_defaults_to_published_values():
+    for arch, rate in (('tiny', 0.2), ('base', 0.5)):
+        model = SpatialMamba(arch=arch)
+        assert model.layers[-1].blocks[-1].drop_path.drop_prob == pytest.approx(rate)
+
+
+@pytest.mark.parametrize('kwargs, error, match', [
+    (dict(arch='huge'), ValueError, r"unknown arch 'huge'; choose one of \['base', 'small'"),
+    (dict(arch=dict(dims=16)), ValueError, r'dict with keys dims and depths'),
+    (dict(arch=dict(dims=16, depths=(1, 1), width=3)), ValueError, r"unknown arch keys"),
+    (dict(arch=dict(dims=[16, 24], depths=(1, 1))), ValueError, r'double the channels'),
+    (dict(out_indices=(4,)), ValueError, r'out_indices must be distinct stage indices in \[0, 4\)'),
+    (dict(out_indices=()), ValueError, r'out_indices'),
+    (dict(frozen_stages=5), ValueError, r'frozen_stages must be in \[-1, 4\]'),
+    (dict(drop_path_rate=1.0), ValueError, r'drop_path_rate must be in \[0, 1\)'),
+    (dict(window_size=7), TypeError, r'window_size'),
+])
+def test_bad_arguments_raise(kwargs, error, match):
+    kwargs.setdefault('arch', TINY)
+    with pytest.raises(error, match=match):
+        SpatialMamba(**kwargs)
+
+
+@pytest.mark.parametrize('shape', [(3, 32, 32), (1, 4, 32, 32), (1, 1, 3, 32, 32)], ids=str)
+def test_bad_input_raises(shape):
+    with pytest.raises(ValueError, match=r'expects images of shape \(batch, 3, H, W\)'):
+        SpatialMamba(arch=TINY)(torch.randn(*shape))
+
+
+def test_mixer_rejects_d_state_other_than_one():
+    from mmspatialmamba.models.layers import StructureAwareSSM
+    with pytest.raises(ValueError, match='d_state must be 1'):
+        StructureAwareSSM(16, d_state=4)
