@@ -1,0 +1,295 @@
+"""Triton backward kernels of the structure-aware state fusion (SPEC step 6), optionally with
+the SASF observation (SPEC step 7).
+
+With ``G`` the gradient reaching the fused states (``dout``, or ``dy * C`` with the
+observation), the forward ``out[p] = sum_taps w h[clamp(p + off)]`` gives
+
+* kernel gradients ``dK_k[i, j] = alpha_k * S_k[i, j]`` and ``dalpha_k = sum K_k * S_k`` with
+  ``S[tap] = sum_p G[p] h[clamp(p + off)]``: a gather like the forward's, reduced per tile
+  into a partial-sum buffer and summed by the launcher (two deterministic stages);
+* ``dh[q] = sum_taps w * sum_{p : clamp(p + off) = q} G[p]``. For a pixel off the border this is
+  the plain gather ``G[q - off]`` (zero outside the map). On the border rows and columns the
+  clamp folds several ``p`` onto one ``q``: along an axis the set is the range
+  ``[lo(q) - o, hi(q) - o]`` clipped to the map, with ``lo = -inf`` on the first row/column and
+  ``hi = +inf`` on the last, at most ``|o| + 1`` long. ``_state_fusion_bwd_kernel`` writes
+  the inner pixels, ``_state_fusion_bwd_border_kernel`` the border ring with those ranges;
+  every pixel of ``dh`` is written exactly once.
+* with the observation, ``dC[p] = sum_d dy[p] fused[p]`` (``fused`` is rebuilt from the
+  same loads), reduced over channel groups into partial sums.
+
+Tiles are [channels, rows, cols] as in the forward (one channel per program on the GPU).
+"""
+from typing import Optional
+
+import torch
+import triton
+import triton.language as tl
+
+from .. import _utils
+from .triton_fwd import _centre_weight, kernel_rows, tile_sizes
+
+# Per-tap sums S: index 0 is the shared centre, then 8 off-centre taps per dilation 1, 3, 5.
+N_TAPS = 25
+
+
+@triton.jit
+def _grad_at(dy_base, C_base, r, c, W, stride_dy_h, stride_dy_w, stride_C_l, valid,
+             HAS_OBS: tl.constexpr):
+    """``G = dy (* C)`` at rows ``r``, cols ``c`` where ``valid``, else 0 (fp32)."""
+    g = tl.load(dy_base + r * stride_dy_h + c * stride_dy_w, mask=valid, other=0.0).to(tl.float32)
+    if HAS_OBS:
+        g *= tl.load(C_base + (r.to(tl.int64) * W + c) * stride_C_l, mask=valid,
+                     other=0.0).to(tl.float32)
+    return g
+
+
+@triton.jit
+def _bwd_dilation(h_base, dy_base, C_base, rows, cols, H, W,
+                  stride_h_h, stride_h_w, stride_dy_h, stride_dy_w, stride_C_l,
+                  mask, mask_c, g, w_ptr, alpha, s_ptr, dh, fused,
+                  DIL: tl.constexpr, TAP0: tl.constexpr, HAS_OBS: tl.constexpr):
+    """Off-centre taps of one dilation: adds to ``dh`` (gather) and ``fused``; stores ``S``."""
+    for t in tl.static_range(9):
+        if t != 4:
+            oy = (t // 3 - 1) * DIL
+            ox = (t % 3 - 1) * DIL
+            w = alpha * tl.load(w_ptr + t, mask=mask_c, other=0.0).to(tl.float32)
+            r = tl.minimum(tl.maximum(rows + oy, 0), H - 1)
+            c = tl.minimum(tl.maximum(cols + ox, 0), W - 1)
+            hv = tl.load(h_base + r * stride_h_h + c * stride_h_w, mask=mask,
+                         other=0.0).to(tl.float32)
+            s_tap = tl.sum(tl.sum(g * hv, axis=2), axis=1)[:, None, None]
+            tl.store(s_ptr + TAP0 + t - t // 5, s_tap, mask=mask_c)
+            if HAS_OBS:
+                fused += w * hv
+            rs = rows - oy
+            cs = cols - ox
+            inside = mask & (rs >= 0) & (rs < H) & (cs >= 0) & (cs < W)
+            dh += w * _grad_at(dy_base, C_base, rs, cs, W, stride_dy_h, stride_dy_w,
+                               stride_C_l, inside, HAS_OBS)
+    return dh, fused
+
+
+@triton.jit(do_not_specialize=['H', 'W'])
+def _state_fusion_bwd_kernel(
+    dy_ptr, h_ptr, k1_ptr, k3_ptr, k5_ptr, alpha_ptr, C_ptr,
+    dh_ptr, s_part_ptr, dC_part_ptr,
+    D, H, W, batch, n_tiles_w,
+    stride_dy_batch, stride_dy_d, stride_dy_h, stride_dy_w,
+    stride_h_batch, stride_h_d, stride_h_h, stride_h_w,
+    stride_alpha,
+    stride_C_batch, stride_C_l,
+    HAS_OBS: tl.constexpr, GROUP_D: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr,
+):
+    n_groups = tl.cdiv(D, GROUP_D)
+    pid_b = (tl.program_id(0) // n_groups).to(tl.int64)
+    pid_g = tl.program_id(0) % n_groups
+    tile_h = tl.program_id(1)
+    tile_w = tl.program_id(2)
+    tile = (tile_h * n_tiles_w + tile_w).to(tl.int64)
+    n_tiles = tl.num_programs(1) * n_tiles_w
+    rows = tile_h * BLOCK_H + tl.arange(0, BLOCK_H)[None, :, None]            # [1, H, 1]
+    cols = tile_w * BLOCK_W + tl.arange(0, BLOCK_W)[None, None, :]            # [1, 1, W]
+    in_map = (rows < H) & (cols < W)
+    inner = (rows > 0) & (rows < H - 1) & (cols > 0) & (cols < W - 1)
+    pos = rows.to(tl.int64) * W + cols
+
+    a1 = tl.load(alpha_ptr).to(tl.float32)
+    a3 = tl.load(alpha_ptr + stride_alpha).to(tl.float32)
+    a5 = tl.load(alpha_ptr + 2 * stride_alpha).to(tl.float32)
+    C_base = C_ptr + pid_b * stride_C_batch
+    dC_acc = tl.zeros([BLOCK_H, BLOCK_W], dtype=tl.float32)
+    for cb in range(0, GROUP_D, BLOCK_C):
+        chans = pid_g * GROUP_D + cb + tl.arange(0, BLOCK_C)[:, None, None]   # [C, 1, 1]
+        mask_c = chans < D
+        mask = mask_c & in_map
+        chans64 = chans.to(tl.int64)
+        k1 = k1_ptr + chans * 9
+        k3 = k3_ptr + chans * 9
+        k5 = k5_ptr + chans * 9
+        h_base = h_ptr + pid_b * stride_h_batch + chans64 * stride_h_d
+        dy_base = dy_ptr + pid_b * stride_dy_batch + chans64 * stride_dy_d
+        s_ptr = s_part_ptr + ((pid_b * n_tiles + tile) * D + chans64) * N_TAPS
+
+        w_c = _centre_weight(k1, k3, k5, mask_c, a1, a3, a5)
+        g = _grad_at(dy_base, C_base, rows, cols, W, stride_dy_h, stride_dy_w, stride_C_l,
+                     mask, HAS_OBS)
+        hv = tl.load(h_base + rows * stride_h_h + cols * stride_h_w, mask=mask,
+                     other=0.0).to(tl.float32)
+        tl.store(s_ptr, tl.sum(tl.sum(g * hv, axis=2), axis=1)[:, None, None], mask=mask_c)
+        dh = w_c * g
+        fused = w_c * hv
+        dh, fused = _bwd_dilation(h_base, dy_base, C_base, rows, cols, H, W, stride_h_h,
+                                  stride_h_w, stride_dy_h, stride_dy_w, stride_C_l, mask,
+                                  mask_c, g, k1, a1, s_ptr, dh, fused, 1, 1, HAS_OBS)
+        dh, fused = _bwd_dilation(h_base, dy_base, C_base, rows, cols, H, W, stride_h_h,
+                                  stride_h_w, stride_dy_h, stride_dy_w, stride_C_l, mask,
+                                  mask_c, g, k3, a3, s_ptr, dh, fused, 3, 9, HAS_OBS)
+        dh, fused = _bwd_dilation(h_base, dy_base, C_base, rows, cols, H, W, stride_h_h,
+                                  stride_h_w, stride_dy_h, stride_dy_w, stride_C_l, mask,
+                                  mask_c, g, k5, a5, s_ptr, dh, fused, 5, 17, HAS_OBS)
+        tl.store(dh_ptr + (pid_b * D + chans64) * H * W + pos, dh.to(dh_ptr.dtype.element_ty),
+                 mask=mask & inner)
+        if HAS_OBS:
+            dy = tl.load(dy_base + rows * stride_dy_h + cols * stride_dy_w, mask=mask,
+                         other=0.0).to(tl.float32)
+            dC_acc += tl.sum(dy * fused, axis=0)
+    if HAS_OBS:
+        rows2 = tile_h * BLOCK_H + tl.arange(0, BLOCK_H)[:, None]
+        cols2 = tile_w * BLOCK_W + tl.arange(0, BLOCK_W)[None, :]
+        tl.store(dC_part_ptr + (pid_g * batch + pid_b) * H * W + rows2.to(tl.int64) * W + cols2,
+                 dC_acc, mask=(rows2 < H) & (cols2 < W))
+
+
+@triton.jit
+def _border_taps(dy_base, C_base, qy, qx, H, W, stride_dy_h, stride_dy_w, stride_C_l, mask,
+                 mask_c, w_ptr, alpha, acc, DIL: tl.constexpr, HAS_OBS: tl.constexpr):
+    """Adds ``w * sum_{p : clamp(p + off) = q} G[p]`` over the off-centre taps of a dilation."""
+    for t in tl.static_range(9):
+        if t != 4:
+            oy: tl.constexpr = (t // 3 - 1) * DIL
+            ox: tl.constexpr = (t % 3 - 1) * DIL
+            # |oy| + 1 and |ox| + 1: the longest the folded ranges can be.
+            len_y: tl.constexpr = DIL * (t // 3 - 1) * (t // 3 - 1) + 1
+            len_x: tl.constexpr = DIL * (t % 3 - 1) * (t % 3 - 1) + 1
+            w = alpha * tl.load(w_ptr + t, mask=mask_c, other=0.0).to(tl.float32)
+            y_lo = tl.where(qy == 0, 0, tl.maximum(qy - oy, 0))
+            y_hi = tl.where(qy == H - 1, H - 1, tl.minimum(qy - oy, H - 1))
+            x_lo = tl.where(qx == 0, 0, tl.maximum(qx - ox, 0))
+            x_hi = tl.where(qx == W - 1, W - 1, tl.minimum(qx - ox, W - 1))
+            part = tl.zeros(mask.shape, dtype=tl.float32)
+            for ty in tl.static_range(len_y):
+                py = y_lo + ty
+                row_ok = mask & (py <= y_hi)
+                dy_row = dy_base + py * stride_dy_h
+                C_row = C_base + py.to(tl.int64) * W * stride_C_l
+                for tx in tl.static_range(len_x):
+                    px = x_lo + tx
+                    ok = row_ok & (px <= x_hi)
+                    g = tl.load(dy_row + px * stride_dy_w, mask=ok, other=0.0).to(tl.float32)
+                    if HAS_OBS:
+                        g *= tl.load(C_row + px * stride_C_l, mask=ok, other=0.0).to(tl.float32)
+                    part += g
+            acc += w * part
+    return acc
+
+
+@triton.jit(do_not_specialize=['H', 'W', 'n_bottom', 'n_ring'])
+def _state_fusion_bwd_border_kernel(
+    dy_ptr, k1_ptr, k3_ptr, k5_ptr, alpha_ptr, C_ptr, dh_ptr,
+    D, H, W, n_bottom, side_cols, n_ring,
+    stride_dy_batch, stride_dy_d, stride_dy_h, stride_dy_w,
+    stride_alpha,
+    stride_C_batch, stride_C_l,
+    HAS_OBS: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr,
+):
+    n_cblocks = tl.cdiv(D, BLOCK_C)
+    pid_b = (tl.program_id(0) // n_cblocks).to(tl.int64)
+    pid_c = tl.program_id(0) % n_cblocks
+    chans = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)[:, None]                  # [C, 1]
+    e = tl.program_id(1) * BLOCK_P + tl.arange(0, BLOCK_P)[None, :]           # [1, P]
+    mask_c = chans < D
+    mask = mask_c & (e < n_ring)
+    # Ring order: first row, last row (if H > 1), then the side columns of the inner rows.
+    side = e - W - n_bottom
+    qy = tl.where(e < W, 0, tl.where(e < W + n_bottom, H - 1, 1 + side // side_cols))
+    qx = tl.where(e < W, e, tl.where(e < W + n_bottom, e - W, (side % side_cols) * (W - 1)))
+    qy = tl.where(e < n_ring, qy, 0)
+    qx = tl.where(e < n_ring, qx, 0)
+    chans64 = chans.to(tl.int64)
+
+    a1 = tl.load(alpha_ptr).to(tl.float32)
+    a3 = tl.load(alpha_ptr + stride_alpha).to(tl.float32)
+    a5 = tl.load(alpha_ptr + 2 * stride_alpha).to(tl.float32)
+    k1 = k1_ptr + chans * 9
+    k3 = k3_ptr + chans * 9
+    k5 = k5_ptr + chans * 9
+    dy_base = dy_ptr + pid_b * stride_dy_batch + chans64 * stride_dy_d
+    C_base = C_ptr + pid_b * stride_C_batch
+    acc = _centre_weight(k1, k3, k5, mask_c, a1, a3, a5) * _grad_at(
+        dy_base, C_base, qy, qx, W, stride_dy_h, stride_dy_w, stride_C_l, mask, HAS_OBS)
+    acc = _border_taps(dy_base, C_base, qy, qx, H, W, stride_dy_h, stride_dy_w, stride_C_l,
+                       mask, mask_c, k1, a1, acc, 1, HAS_OBS)
+    acc = _border_taps(dy_base, C_base, qy, qx, H, W, stride_dy_h, stride_dy_w, stride_C_l,
+                       mask, mask_c, k3, a3, acc, 3, HAS_OBS)
+    acc = _border_taps(dy_base, C_base, qy, qx, H, W, stride_dy_h, stride_dy_w, stride_C_l,
+                       mask, mask_c, k5, a5, acc, 5, HAS_OBS)
+    tl.store(dh_ptr + (pid_b * D + chans64) * H * W + qy.to(tl.int64) * W + qx,
+             acc.to(dh_ptr.dtype.element_ty), mask=mask)
+
+
+def _tap_sums_to_grads(s: torch.Tensor, k1: torch.Tensor, k3: torch.Tensor, k5: torch.Tensor,
+                       alpha: torch.Tensor) -> tuple:
+    """Turn per-tap sums ``S`` (D, 25) into ``(dk1, dk3, dk5, dalpha)`` in the params' dtypes."""
+    dim = s.shape[0]
+    grads, dalpha = [], []
+    for idx, k in enumerate((k1, k3, k5)):
+        off_centre = s[:, 1 + 8 * idx:9 + 8 * idx]
+        s_k = torch.cat([off_centre[:, :4], s[:, :1], off_centre[:, 4:]], dim=1)  # (D, 9)
+        grads.append((alpha[idx].float() * s_k).view(dim, 1, 3, 3).to(k.dtype))
+        dalpha.append((k.reshape(dim, 9).float() * s_k).sum())
+    return (*grads, torch.stack(dalpha).to(alpha.dtype))
+
+
+def state_fusion_bwd(dout: torch.Tensor, h: torch.Tensor, k1: torch.Tensor, k3: torch.Tensor,
+                     k5: torch.Tensor, alpha: torch.Tensor, C: Optional[torch.Tensor] = None,
+                     dh_dtype: Optional[torch.dtype] = None) -> tuple:
+    """Gradients of the fusion (and, with ``C``, of the observation's ``C * fused`` term).
+
+    Args:
+        dout: Gradient of the output, (batch, D, H, W) (``dy`` when ``C`` is given).
+        h: Forward input states, (batch, D, H, W).
+        k1, k3, k5, alpha: Fusion parameters.
+        C: Observation weights (batch, 1, H*W) when the observation was fused in the forward.
+        dh_dtype: Dtype of ``dh``; default ``h.dtype``.
+
+    Returns:
+        ``(dh, dk1, dk3, dk5, dalpha, dC)``; ``dC`` (C's dtype) is None without ``C``.
+    """
+    dout = dout if dout.stride(-1) == 1 else dout.contiguous()
+    h = h if h.stride(-1) == 1 else h.contiguous()
+    batch, dim, height, width = h.shape
+    device = h.device
+    has_obs = C is not None
+    if has_obs:
+        C = C if C.stride(-1) == 1 else C.contiguous()
+    block_c, block_h, block_w = tile_sizes(dim, height, width, device)
+    n_th, n_tw = triton.cdiv(height, block_h), triton.cdiv(width, block_w)
+    # Channels per program: only the observation needs a reduction over channels (dC); a
+    # group of channels adds one partial (batch, L) buffer.
+    group_d = max(block_c, 16) if has_obs else block_c
+    n_groups = triton.cdiv(dim, group_d)
+
+    dh = _utils.new_output(batch, dim, height, width, dtype=dh_dtype or h.dtype, device=device)
+    s_part = _utils.new_output(batch * n_th * n_tw, dim, N_TAPS, dtype=torch.float32,
+                               device=device)
+    dC_part = (_utils.new_output(n_groups, batch, height * width, dtype=torch.float32,
+                                 device=device) if has_obs else s_part)
+    C_arg = C if has_obs else h
+    C_strides = (C.stride(0), C.stride(2)) if has_obs else (0, 0)
+    rows = (kernel_rows(k1), kernel_rows(k3), kernel_rows(k5))
+    _state_fusion_bwd_kernel[(batch * n_groups, n_th, n_tw)](
+        dout, h, *rows, alpha, C_arg, dh, s_part, dC_part,
+        dim, height, width, batch, n_tw,
+        *dout.stride(), *h.stride(), alpha.stride(0), *C_strides,
+        HAS_OBS=has_obs, GROUP_D=group_d, BLOCK_C=block_c, BLOCK_H=block_h, BLOCK_W=block_w,
+    )
+    n_bottom = width if height > 1 else 0
+    side_cols = 2 if width > 1 else 1
+    n_ring = width + n_bottom + max(height - 2, 0) * side_cols
+    if device.type == 'cuda':
+        block_ring_c, block_p = 1, min(256, triton.next_power_of_2(n_ring))
+    else:  # interpreter: fewer, wider programs
+        block_ring_c = min(16, triton.next_power_of_2(dim))
+        block_p = min(4096 // block_ring_c, triton.next_power_of_2(n_ring))
+    grid = (batch * triton.cdiv(dim, block_ring_c), triton.cdiv(n_ring, block_p))
+    _state_fusion_bwd_border_kernel[grid](
+        dout, *rows, alpha, C_arg, dh,
+        dim, height, width, n_bottom, side_cols, n_ring,
+        *dout.stride(), alpha.stride(0), *C_strides,
+        HAS_OBS=has_obs, BLOCK_C=block_ring_c, BLOCK_P=block_p,
+    )
+    dk1, dk3, dk5, dalpha = _tap_sums_to_grads(s_part.sum(0), k1, k3, k5, alpha)
+    dC = dC_part.sum(0).view(batch, 1, height * width).to(C.dtype) if has_obs else None
+    return dh, dk1, dk3, dk5, dalpha, dC

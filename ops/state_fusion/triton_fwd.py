@@ -1,0 +1,154 @@
+"""Triton forward kernel of the structure-aware state fusion (SPEC step 6), optionally fused
+with the SASF observation (SPEC step 7).
+
+``out[p] = sum_k alpha_k sum_{i,j in -1..1} K_k[i, j] h[clamp(p + k (i, j))]`` for dilations
+k = 1, 3, 5: a direct 25-tap stencil (the centre tap is shared by the three kernels), with
+replicate padding done as clamped indices, so no padded copy of the map is made. One program
+computes a ``BLOCK_H x BLOCK_W`` tile of ``BLOCK_C`` channel maps of one batch row. The
+merged weights ``alpha_k * K_k`` are formed in registers on every launch: nothing derived from
+the parameters is cached, so weights never go stale between training and evaluation.
+
+With ``HAS_OBS`` the epilogue applies the observation ``y = C * out + skip * u`` before the
+store, so the fused states never go to memory.
+"""
+from typing import Optional
+
+import torch
+import triton
+import triton.language as tl
+
+from .. import _utils
+
+
+@triton.jit
+def _dilated_taps(h_base, rows, cols, H, W, stride_h_h, stride_h_w, mask, w_ptr, mask_c,
+                  alpha, DIL: tl.constexpr):
+    """``alpha * sum`` of the 8 off-centre taps of one 3x3 kernel at dilation ``DIL``.
+
+    ``h_base`` and ``w_ptr`` point at each channel of the tile (shape [C, 1, 1]); the taps
+    read ``h`` at clamped rows/cols (replicate padding).
+    """
+    acc = tl.zeros(mask.shape, dtype=tl.float32)
+    for t in tl.static_range(9):
+        if t != 4:
+            r = tl.minimum(tl.maximum(rows + (t // 3 - 1) * DIL, 0), H - 1)
+            c = tl.minimum(tl.maximum(cols + (t % 3 - 1) * DIL, 0), W - 1)
+            w = tl.load(w_ptr + t, mask=mask_c, other=0.0).to(tl.float32)
+            acc += w * tl.load(h_base + r * stride_h_h + c * stride_h_w, mask=mask,
+                               other=0.0).to(tl.float32)
+    return alpha * acc
+
+
+@triton.jit
+def _centre_weight(k1_ptr, k3_ptr, k5_ptr, mask_c, a1, a3, a5):
+    """Merged weight of the centre tap, shared by the three kernels ([C, 1, 1])."""
+    return (a1 * tl.load(k1_ptr + 4, mask=mask_c, other=0.0).to(tl.float32)
+            + a3 * tl.load(k3_ptr + 4, mask=mask_c, other=0.0).to(tl.float32)
+            + a5 * tl.load(k5_ptr + 4, mask=mask_c, other=0.0).to(tl.float32))
+
+
+@triton.jit(do_not_specialize=['H', 'W'])
+def _state_fusion_fwd_kernel(
+    h_ptr, k1_ptr, k3_ptr, k5_ptr, alpha_ptr, out_ptr, C_ptr, u_ptr, skip_ptr,
+    D, H, W,
+    stride_h_batch, stride_h_d, stride_h_h, stride_h_w,
+    stride_alpha,
+    stride_C_batch, stride_C_l,
+    stride_u_batch, stride_u_d, stride_u_l,
+    stride_skip_d,
+    HAS_OBS: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr,
+):
+    n_cblocks = tl.cdiv(D, BLOCK_C)
+    pid_b = (tl.program_id(0) // n_cblocks).to(tl.int64)
+    pid_c = tl.program_id(0) % n_cblocks
+    chans = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)[:, None, None]            # [C, 1, 1]
+    rows = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)[None, :, None]  # [1, H, 1]
+    cols = tl.program_id(2) * BLOCK_W + tl.arange(0, BLOCK_W)[None, None, :]  # [1, 1, W]
+    mask_c = chans < D
+    mask = mask_c & (rows < H) & (cols < W)
+    chans64 = chans.to(tl.int64)
+
+    a1 = tl.load(alpha_ptr).to(tl.float32)
+    a3 = tl.load(alpha_ptr + stride_alpha).to(tl.float32)
+    a5 = tl.load(alpha_ptr + 2 * stride_alpha).to(tl.float32)
+    k1 = k1_ptr + chans * 9
+    k3 = k3_ptr + chans * 9
+    k5 = k5_ptr + chans * 9
+    h_base = h_ptr + pid_b * stride_h_batch + chans64 * stride_h_d
+
+    acc = _centre_weight(k1, k3, k5, mask_c, a1, a3, a5) * tl.load(
+        h_base + rows * stride_h_h + cols * stride_h_w, mask=mask, other=0.0).to(tl.float32)
+    acc += _dilated_taps(h_base, rows, cols, H, W, stride_h_h, stride_h_w, mask, k1, mask_c,
+                         a1, 1)
+    acc += _dilated_taps(h_base, rows, cols, H, W, stride_h_h, stride_h_w, mask, k3, mask_c,
+                         a3, 3)
+    acc += _dilated_taps(h_base, rows, cols, H, W, stride_h_h, stride_h_w, mask, k5, mask_c,
+                         a5, 5)
+
+    pos = rows.to(tl.int64) * W + cols                                         # [1, H, W]
+    if HAS_OBS:
+        Cv = tl.load(C_ptr + pid_b * stride_C_batch + pos * stride_C_l, mask=mask,
+                     other=0.0).to(tl.float32)
+        u = tl.load(u_ptr + pid_b * stride_u_batch + chans64 * stride_u_d + pos * stride_u_l,
+                    mask=mask, other=0.0).to(tl.float32)
+        skip = tl.load(skip_ptr + chans * stride_skip_d, mask=mask_c, other=0.0).to(tl.float32)
+        acc = acc * Cv + skip * u
+    tl.store(out_ptr + (pid_b * D + chans64) * H * W + pos, acc.to(out_ptr.dtype.element_ty),
+             mask=mask)
+
+
+def tile_sizes(dim: int, height: int, width: int, device: torch.device) -> tuple:
+    """``(BLOCK_C, BLOCK_H, BLOCK_W)`` of the stencil tiles, hand-picked (no autotuning).
+
+    On the GPU a program owns one channel and at most 1024 pixels. Under the Triton
+    interpreter (CPU tensors) every program costs a fixed Python overhead per operation, so
+    a program takes up to 16 channels and 16384 elements, to cut the number of programs.
+    """
+    if device.type == 'cuda':
+        block_c, block_w, budget = 1, min(64, triton.next_power_of_2(width)), 1024
+    else:
+        block_c = min(16, triton.next_power_of_2(dim))
+        block_w, budget = min(256, triton.next_power_of_2(width)), 16384 // block_c
+    block_h = min(triton.next_power_of_2(height), max(1, budget // block_w))
+    return block_c, block_h, block_w
+
+
+def kernel_rows(k: torch.Tensor) -> torch.Tensor:
+    """A (D, 1, 3, 3) kernel as contiguous (D, 9) rows, in its own dtype (no copy if possible)."""
+    return k.reshape(k.shape[0], 9).contiguous()
+
+
+def state_fusion_fwd(h: torch.Tensor, k1: torch.Tensor, k3: torch.Tensor, k5: torch.Tensor,
+                     alpha: torch.Tensor, obs: Optional[tuple] = None,
+                     out_dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+    """Launch the fusion stencil on ``h`` (batch, D, H, W); returns (batch, D, H, W).
+
+    Args:
+        h: States, any strides (made contiguous only if the innermost stride is not 1).
+        k1, k3, k5, alpha: Fusion parameters, any float dtype.
+        obs: ``(C, u, skip)`` to apply the observation ``C * out + skip * u`` in the epilogue;
+            C (batch, 1, H*W), u (batch, D, H*W), skip (D,).
+        out_dtype: Dtype of the result; default ``h.dtype``.
+    """
+    h = h if h.stride(-1) == 1 else h.contiguous()
+    batch, dim, height, width = h.shape
+    out = _utils.new_output(batch, dim, height, width, dtype=out_dtype or h.dtype,
+                            device=h.device)
+    if obs is not None:
+        C, u, skip = obs
+        C = C if C.stride(-1) == 1 else C.contiguous()
+        u = u if u.stride(-1) == 1 else u.contiguous()
+        obs_args = (C, u, skip, C.stride(0), C.stride(2), *u.stride(), skip.stride(0))
+    else:
+        obs_args = (h, h, alpha, 0, 0, 0, 0, 0, 0)      # placeholders, never read
+    block_c, block_h, block_w = tile_sizes(dim, height, width, h.device)
+    grid = (batch * triton.cdiv(dim, block_c), triton.cdiv(height, block_h),
+            triton.cdiv(width, block_w))
+    _state_fusion_fwd_kernel[grid](
+        h, kernel_rows(k1), kernel_rows(k3), kernel_rows(k5), alpha, out, *obs_args[:3],
+        dim, height, width,
+        *h.stride(), alpha.stride(0), *obs_args[3:],
+        HAS_OBS=obs is not None, BLOCK_C=block_c, BLOCK_H=block_h, BLOCK_W=block_w,
+    )
+    return out
