@@ -1,0 +1,356 @@
+"""Throughput, latency and peak memory of a Spatial-Mamba model, on the GPU or the CPU.
+
+Usage:
+    python tools/benchmark.py --backbone tiny --batch-size 128 --shape 224 224      # GPU target
+    python tools/benchmark.py --classifier tiny --batch-size 128 --amp --compile
+    python tools/benchmark.py configs/maskrcnn_spatialmamba_t_coco.py --batch-size 2 --shape 800 1344
+    python tools/benchmark.py --backbone tiny --device cpu --batch-size 1 2 4 --shape 224 224 \
+        --backend torch --json out.json --plot out.png
+
+Each measurement: ``--warmup`` untimed iterations, then ``--iters`` timed ones (the device is
+synchronised around each); reported: median latency per batch, images/s = batch / median, and
+peak memory. ``inference`` runs the forward under ``torch.no_grad`` in eval mode (mmdet/mmseg
+models in ``mode='predict'``, with post-processing). ``train`` is one optimisation step in
+train mode: zero_grad, forward, loss (a mean of the outputs for the backbone, cross-entropy
+for the classifier, the model's own losses on synthetic targets for mmdet/mmseg), backward and
+an AdamW step.
+
+Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` (reset before each measurement: the
+tensors PyTorch allocated, not the caching allocator's reserve); on the CPU the process's
+peak resident set size from ``resource.getrusage(RUSAGE_SELF).ru_maxrss``, which only grows
+over a run, so later rows include earlier ones.
+
+``--backend`` picks the ops backend of the SASF core: 'triton' (our kernels; CUDA only) or
+'torch' (the PyTorch composition, the reference path). Several backends and batch sizes make
+a sweep, and ``--plot`` draws images/s against batch size per backend and mode.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass
+class Measurement:
+    """One row of the table (and of the JSON)."""
+
+    model: str
+    device: str
+    backend: str
+    amp: bool
+    compile: bool
+    mode: str
+    batch: int
+    shape: Tuple[int, int]
+    images_per_s: float
+    latency_ms: float
+    peak_mem_mib: float
+    peak_mem_kind: str
+
+
+def parse_arch(text: str) -> Any:
+    """'tiny' or a JSON dict such as '{"dims": 16, "depths": [1, 1, 1, 1]}'."""
+    if text.lstrip().startswith('{'):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f'arch {text!r} is not valid JSON ({err}); pass a name '
+                             '(tiny|small|base) or e.g. \'{"dims": 16, "depths": [1,1,1,1]}\'')
+    return text
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', nargs='?', help='mmdet/mmseg config file')
+    parser.add_argument('--backbone', metavar='ARCH',
+                        help='benchmark the backbone alone: tiny|small|base or a JSON arch dict')
+    parser.add_argument('--classifier', metavar='ARCH',
+                        help='benchmark the ImageNet classifier: tiny|small|base or JSON')
+    parser.add_argument('--device', default='auto', choices=['auto', 'cpu', 'cuda'],
+                        help='auto: cuda if available, else cpu')
+    parser.add_argument('--batch-size', type=int, nargs='+', default=[1],
+                        help='one or more batch sizes (several make a sweep)')
+    parser.add_argument('--shape', type=int, nargs=2, default=[224, 224], metavar=('H', 'W'))
+    parser.add_argument('--backend', nargs='+', default=None, choices=['torch', 'triton'],
+                        help='ops backend(s); default: triton on CUDA, torch on CPU')
+    parser.add_argument('--modes', nargs='+', default=['inference', 'train'],
+                        choices=['inference', 'train'])
+    parser.add_argument('--amp', action='store_true', help='bfloat16 autocast (CUDA and CPU)')
+    parser.add_argument('--compile', action='store_true',
+                        help='torch.compile the model (the backbone only for mmdet/mmseg)')
+    parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--iters', type=int, default=10)
+    parser.add_argument('--threads', type=int, default=None,
+                        help='torch.set_num_threads for CPU runs (1 is steadier on a busy '
+                             'machine); default: torch\'s choice')
+    parser.add_argument('--json', metavar='PATH', help='write the rows as JSON')
+    parser.add_argument('--plot', metavar='PNG', help='plot images/s vs batch size')
+    args = parser.parse_args(argv)
+    if sum(x is not None for x in (args.config, args.backbone, args.classifier)) != 1:
+        parser.error('pass exactly one of CONFIG, --backbone ARCH, --classifier ARCH')
+    if min(args.shape) < 1 or min(args.batch_size) < 1 or args.iters < 1 or args.warmup < 0:
+        parser.error(f'--shape and --batch-size must be positive, --iters >= 1, --warmup >= 0; '
+                     f'got shape {args.shape}, batch {args.batch_size}, iters {args.iters}')
+    if args.config is not None and not os.path.isfile(args.config):
+        parser.error(f'config {args.config!r} not found; pass an existing config file or use '
+                     '--backbone/--classifier tiny|small|base')
+    if args.threads is not None and args.threads < 1:
+        parser.error(f'--threads must be >= 1, got {args.threads}')
+    if args.device == 'auto':
+        args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('--device cuda, but torch.cuda.is_available() is False; use --device cpu')
+    if args.backend is None:
+        args.backend = ['triton' if args.device == 'cuda' else 'torch']
+    if args.device == 'cpu' and 'triton' in args.backend:
+        parser.error("--backend triton needs a CUDA device (on the CPU only the Triton "
+                     "interpreter runs it, far too slowly to benchmark); use --backend torch")
+    if args.plot and len(args.batch_size) < 2:
+        parser.error('--plot needs a sweep: pass several --batch-size values')
+    return args
+
+
+def synthetic_batch(task: str, batch: int, height: int, width: int, device: str
+                    ) -> Tuple[Tensor, Optional[List[Any]]]:
+    """Random images and, for mmdet/mmseg, data samples with synthetic targets.
+
+    Returns:
+        ``(images (batch, 3, H, W), data samples or None)``.
+    """
+    images = torch.randn(batch, 3, height, width, device=device)
+    if task == 'detection':
+        import numpy as np
+        from mmdet.structures import DetDataSample
+        from mmdet.structures.mask import BitmapMasks
+        from mmengine.structures import InstanceData
+        samples = []
+        for _ in range(batch):
+            meta = dict(img_shape=(height, width), ori_shape=(height, width),
+                        pad_shape=(height, width), batch_input_shape=(height, width),
+                        scale_factor=(1.0, 1.0))
+            boxes = torch.tensor([[0.1, 0.1, 0.5, 0.6], [0.3, 0.2, 0.9, 0.8],
+                                  [0.05, 0.5, 0.4, 0.95]]) * torch.tensor(
+                [width, height, width, height])
+            masks = np.zeros((3, height, width), dtype=np.uint8)
+            for i, (x1, y1, x2, y2) in enumerate(boxes.int().tolist()):
+                masks[i, y1:y2, x1:x2] = 1
+            gt = InstanceData(bboxes=boxes.to(device), labels=torch.tensor([1, 5, 9],
+                              device=device), masks=BitmapMasks(masks, height, width))
+            samples.append(DetDataSample(metainfo=meta, gt_instances=gt))
+        return images, samples
+    if task == 'segmentation':
+        from mmengine.structures import PixelData
+        from mmseg.structures import SegDataSample
+        samples = []
+        for _ in range(batch):
+            meta = dict(img_shape=(height, width), ori_shape=(height, width),
+                        pad_shape=(height, width), batch_input_shape=(height, width))
+            label = torch.randint(0, 150, (1, height, width), device=device)
+            samples.append(SegDataSample(metainfo=meta, gt_sem_seg=PixelData(data=label)))
+        return images, samples
+    return images, None
+
+
+def build_model(args: argparse.Namespace, backend: str) -> Tuple[nn.Module, str, str]:
+    """Build the model to benchmark with the SASF ops ``backend``.
+
+    Returns:
+        ``(model, task, label)``; task is 'backbone', 'classification', 'detection' or
+        'segmentation'.
+    """
+    import mmspatialmamba  # noqa: F401  (registers the models)
+    from mmspatialmamba.models import SpatialMamba, SpatialMambaClassifier
+    for name, cls, task in (('backbone', SpatialMamba, 'backbone'),
+                            ('classifier', SpatialMambaClassifier, 'classification')):
+        arch = getattr(args, name)
+        if arch is not None:
+            arch = parse_arch(arch)
+            label = f'{cls.__name__}({arch if isinstance(arch, str) else "custom"})'
+            return cls(arch=arch, backend=backend), task, label
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+    from mmengine.utils import import_modules_from_strings
+    cfg = Config.fromfile(args.config)
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    tasks = {'mmdet': 'detection', 'mmseg': 'segmentation'}
+    scope = cfg.get('default_scope')
+    if scope not in tasks:
+        raise ValueError(f'config {args.config!r} has default_scope={scope!r}; benchmark.py '
+                         "handles mmdet and mmseg configs, or use --backbone/--classifier")
+    init_default_scope(scope)
+    cfg.model.backbone.backend = backend
+    cfg.model.backbone.init_cfg = None          # no checkpoint needed to time a model
+    from mmengine.model import revert_sync_batchnorm
+    model = revert_sync_batchnorm(MODELS.build(cfg.model))
+    return model, tasks[scope], os.path.basename(args.config)
+
+
+def step_functions(model: nn.Module, task: str, images: Tensor,
+                   samples: Optional[List[Any]], compiled: Optional[nn.Module]
+                   ) -> Dict[str, Callable[[], Any]]:
+    """The two measured callables: one inference forward and one training step."""
+    runner = compiled if compiled is not None else model
+
+    def infer() -> Any:
+        with torch.no_grad():
+            if task in ('detection', 'segmentation'):
+                return model(images, samples, mode='predict')
+            return runner(images)
+
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    labels = torch.randint(0, 1000, (images.shape[0],), device=images.device)
+
+    def train() -> Any:
+        optimizer.zero_grad(set_to_none=True)
+        if task == 'backbone':
+            loss = sum(out.float().mean() for out in runner(images))
+        elif task == 'classification':
+            loss = F.cross_entropy(runner(images).float(), labels)
+        else:
+            losses = model(images, samples, mode='loss')
+            loss = sum(v if isinstance(v, Tensor) else sum(v) for k, v in losses.items()
+                       if 'loss' in k)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return {'inference': infer, 'train': train}
+
+
+def measure(fn: Callable[[], Any], device: str, warmup: int, iters: int, amp: bool
+            ) -> Tuple[float, float, str]:
+    """Run ``fn`` ``warmup`` + ``iters`` times.
+
+    Returns:
+        ``(median seconds per call, peak memory in MiB, kind of peak memory)``.
+    """
+    def call() -> None:
+        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=amp):
+            fn()
+
+    for _ in range(warmup):
+        call()
+    if device == 'cuda':
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(iters):
+        if device == 'cuda':
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        call()
+        if device == 'cuda':
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    if device == 'cuda':
+        return (statistics.median(times), torch.cuda.max_memory_allocated() / 2**20,
+                'cuda max_memory_allocated')
+    return (statistics.median(times),
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 'cpu process peak RSS')
+
+
+def run(args: argparse.Namespace) -> List[Measurement]:
+    """Every (backend, batch size, mode) combination of ``args``."""
+    height, width = args.shape
+    rows = []
+    for backend in args.backend:
+        model, task, label = build_model(args, backend)
+        model.to(args.device)
+        compiled = None
+        if args.compile:
+            if task in ('detection', 'segmentation'):
+                model.backbone = torch.compile(model.backbone)
+            else:
+                compiled = torch.compile(model)
+        for batch in args.batch_size:
+            images, samples = synthetic_batch(task, batch, height, width, args.device)
+            fns = step_functions(model, task, images, samples, compiled)
+            for mode in args.modes:
+                model.train(mode == 'train')
+                seconds, peak, kind = measure(fns[mode], args.device, args.warmup,
+                                              args.iters, args.amp)
+                rows.append(Measurement(label, args.device, backend, args.amp, args.compile,
+                                        mode, batch, (height, width), batch / seconds,
+                                        seconds * 1e3, peak, kind))
+        del model, compiled
+    return rows
+
+
+def device_name(device: str) -> str:
+    """A human-readable description of the device."""
+    if device == 'cuda':
+        return torch.cuda.get_device_name()
+    return f'{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads'
+
+
+def print_table(rows: List[Measurement], device: str) -> None:
+    print(f'device: {device_name(device)}; torch {torch.__version__}; '
+          f'peak memory = {rows[0].peak_mem_kind if rows else "-"}')
+    header = (f'{"model":<34}{"backend":>8}{"amp":>5}{"comp":>5}{"mode":>10}{"batch":>6}'
+              f'{"HxW":>10}{"img/s":>10}{"ms/batch":>10}{"peak MiB":>10}')
+    print(header)
+    print('-' * len(header))
+    for r in rows:
+        print(f'{r.model:<34}{r.backend:>8}{("bf16" if r.amp else "-"):>5}'
+              f'{("y" if r.compile else "-"):>5}{r.mode:>10}{r.batch:>6}'
+              f'{f"{r.shape[0]}x{r.shape[1]}":>10}{r.images_per_s:>10.2f}'
+              f'{r.latency_ms:>10.1f}{r.peak_mem_mib:>10.0f}')
+
+
+def plot(rows: List[Measurement], path: str) -> None:
+    """Images/s against batch size, one line per (backend, mode), written as a PNG."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for backend in sorted({r.backend for r in rows}):
+        for mode in sorted({r.mode for r in rows}):
+            sel = sorted((r.batch, r.images_per_s) for r in rows
+                         if r.backend == backend and r.mode == mode)
+            name = 'ours (Triton)' if backend == 'triton' else 'PyTorch composition'
+            ax.plot([b for b, _ in sel], [v for _, v in sel], marker='o',
+                    label=f'{name}, {mode}')
+    ax.set_xscale('log', base=2)
+    ax.set_xlabel('batch size')
+    ax.set_ylabel('images / s')
+    first = rows[0]
+    ax.set_title(f'{first.model} {first.shape[0]}x{first.shape[1]} '
+                 f'{"bf16" if first.amp else "fp32"} on {device_name(first.device)}',
+                 fontsize=8)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: Optional[List[str]] = None) -> List[Measurement]:
+    args = parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.device == 'cuda':
+        torch.backends.cudnn.benchmark = True
+    rows = run(args)
+    print_table(rows, args.device)
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(dict(device=device_name(args.device), torch=torch.__version__,
+                           warmup=args.warmup, iters=args.iters,
+                           rows=[asdict(r) for r in rows]), f, indent=2)
+    if args.plot:
+        plot(rows, args.plot)
+    return rows
+
+
+if __name__ == '__main__':
+    main()

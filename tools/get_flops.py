@@ -1,0 +1,185 @@
+"""Parameters and FLOPs of a Spatial-Mamba model, on the CPU, as the paper counts them.
+
+Usage:
+    python tools/get_flops.py configs/maskrcnn_spatialmamba_t_coco.py            # H=1280, W=800
+    python tools/get_flops.py configs/upernet_spatialmamba_t_ade20k.py           # H=512, W=2048
+    python tools/get_flops.py --classifier tiny                                  # 224x224
+    python tools/get_flops.py CONFIG --shape H W --json out.json
+
+FLOPs are multiply-adds counted by mmengine's FlopAnalyzer (the fvcore port, as the release
+used), except the SASF core, which is counted with the release's formula (scan 7*B*L*D*N, fusion
+3 depthwise 3x3 convs = 27*B*D*L; see :mod:`mmspatialmamba.analysis.flops`). Batch size 1.
+
+What is counted per task (the release's conventions):
+    classification: the whole classifier (stem, stages, norm, pool, head).
+    detection (mmdet): ``model(inputs, data_samples, mode='tensor')``: backbone, FPN, RPN head,
+        the RPN's proposals (up to ``test_cfg.rpn.max_per_img`` = 1000 after NMS) through the
+        bbox head and the first 100 of them through the mask head; NMS and RoIAlign are not
+        counted (no FLOP handle, as in fvcore). The default shape (H, W) = (1280, 800) is the
+        release's ``input_shape=(3, 1280, 800)``.
+    segmentation (mmseg): ``mode='tensor'``: backbone and decode head (the auxiliary head is
+        training-only and not run); default shape (H, W) = (512, 2048).
+"""
+import argparse
+import json
+import os
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+from torch import nn
+
+# Published numbers (SPEC.md): (task, arch) -> (params in M, GFLOPs) at the default shape.
+PUBLISHED: Dict[Tuple[str, str], Tuple[float, float]] = {
+    ('classification', 'tiny'): (27, 4.5), ('classification', 'small'): (43, 7.1),
+    ('classification', 'base'): (96, 15.8),
+    ('detection', 'tiny'): (46, 261), ('detection', 'small'): (63, 315),
+    ('detection', 'base'): (115, 494),
+    ('segmentation', 'tiny'): (57, 936), ('segmentation', 'small'): (73, 992),
+    ('segmentation', 'base'): (127, 1176),
+}
+DEFAULT_SHAPES = {'classification': (224, 224), 'detection': (1280, 800),
+                  'segmentation': (512, 2048)}
+
+
+class TensorMode(nn.Module):
+    """Run an OpenMMLab model in ``mode='tensor'`` with fixed data samples (traceable).
+
+    Args:
+        model: An mmdet detector or mmseg segmentor.
+        data_samples: What its ``forward`` needs besides the images (None for mmseg).
+    """
+
+    def __init__(self, model: nn.Module, data_samples: Optional[List[Any]]) -> None:
+        super().__init__()
+        self.model = model
+        self.data_samples = data_samples
+
+    def forward(self, inputs: torch.Tensor) -> Any:
+        """inputs: (batch, 3, H, W) -> the model's raw head outputs."""
+        return self.model(inputs, self.data_samples, mode='tensor')
+
+
+def det_data_samples(batch: int, height: int, width: int) -> List[Any]:
+    """mmdet ``DetDataSample``s whose meta information describes unscaled (H, W) images."""
+    from mmdet.structures import DetDataSample
+    meta = dict(img_shape=(height, width), ori_shape=(height, width),
+                pad_shape=(height, width), batch_input_shape=(height, width),
+                scale_factor=(1.0, 1.0))
+    return [DetDataSample(metainfo=meta) for _ in range(batch)]
+
+
+def arch_name(arch: Any) -> Optional[str]:
+    """'tiny'/'small'/'base' for a published arch (name or alias), else None."""
+    from mmspatialmamba.models.backbones.spatial_mamba import ARCH_ALIASES, ARCH_SETTINGS
+    if isinstance(arch, str):
+        name = ARCH_ALIASES.get(arch.lower(), arch.lower())
+        return name if name in ARCH_SETTINGS else None
+    return None
+
+
+def build_from_config(path: str) -> Tuple[nn.Module, str, Optional[str]]:
+    """Build the model of an mmdet/mmseg config (no weights loaded).
+
+    Returns:
+        ``(model in eval mode, task, arch name or None)``.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        ValueError: If the config's ``default_scope`` is neither mmdet nor mmseg.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'config {path!r} not found; pass a config file such as '
+                                'configs/maskrcnn_spatialmamba_t_coco.py, or use '
+                                '--classifier tiny|small|base')
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+    from mmengine.utils import import_modules_from_strings
+    cfg = Config.fromfile(path)
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    scope = cfg.get('default_scope')
+    tasks = {'mmdet': 'detection', 'mmseg': 'segmentation'}
+    if scope not in tasks:
+        raise ValueError(f'config {path!r} has default_scope={scope!r}; get_flops handles '
+                         "mmdet and mmseg configs (default_scope 'mmdet' or 'mmseg')")
+    init_default_scope(scope)
+    model = MODELS.build(cfg.model).eval()
+    arch = cfg.model.get('backbone', {}).get('arch')
+    return model, tasks[scope], arch_name(arch)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', nargs='?', help='mmdet/mmseg config file')
+    parser.add_argument('--classifier', metavar='ARCH',
+                        help="count the ImageNet classifier of arch 'tiny'|'small'|'base' "
+                             'instead of a config')
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
+                        help='input height and width (default: 224 224 classification, '
+                             '1280 800 detection, 512 2048 segmentation)')
+    parser.add_argument('--json', metavar='PATH', help='also write the numbers as JSON')
+    args = parser.parse_args(argv)
+    if (args.config is None) == (args.classifier is None):
+        parser.error('pass either a CONFIG or --classifier ARCH (not both)')
+    if args.shape is not None and min(args.shape) < 32:
+        parser.error(f'--shape must be at least 32 32 (the network downsamples 32x), '
+                     f'got {args.shape[0]} {args.shape[1]}')
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
+    """Count, print a table, optionally write JSON; returns the numbers."""
+    args = parse_args(argv)
+    import mmspatialmamba  # noqa: F401  (registers the models)
+    from mmspatialmamba.analysis import count_complexity
+    from mmspatialmamba.models import SpatialMambaClassifier
+
+    if args.classifier is not None:
+        model: nn.Module = SpatialMambaClassifier(arch=args.classifier).eval()
+        task, arch, backbone_name = 'classification', arch_name(args.classifier), None
+    else:
+        model, task, arch = build_from_config(args.config)
+        backbone_name = 'model.backbone'
+    height, width = args.shape or DEFAULT_SHAPES[task]
+    images = torch.randn(1, 3, height, width)
+    if task == 'detection':
+        model = TensorMode(model, det_data_samples(1, height, width))
+    elif task == 'segmentation':
+        model = TensorMode(model, None)
+    report = count_complexity(model, (images,),
+                              modules=(backbone_name,) if backbone_name else ())
+
+    result: Dict[str, Any] = dict(
+        task=task, arch=arch, config=args.config, shape=[height, width],
+        params=report.params, flops=report.flops, sasf_flops=report.sasf_flops,
+        backbone_params=report.module_params.get(backbone_name, report.params),
+        backbone_flops=report.module_flops.get(backbone_name, report.flops),
+        rois=report.rois, seconds=round(report.seconds, 1),
+        uncounted_ops=sorted(report.unsupported))
+    published = PUBLISHED.get((task, arch)) if (height, width) == DEFAULT_SHAPES[task] else None
+    if published is not None:
+        result['published'] = dict(params_m=published[0], gflops=published[1])
+
+    title = args.config or f'SpatialMambaClassifier({args.classifier})'
+    print(f'{title}: {task}, input 1x3x{height}x{width}, trace {report.seconds:.1f} s')
+    print(f'{"":<28}{"params (M)":>12}{"GFLOPs":>12}{"published":>18}')
+    pub = f'{published[0]}M / {published[1]}G' if published else '-'
+    print(f'{"whole model":<28}{report.params / 1e6:>12.2f}{report.flops / 1e9:>12.2f}{pub:>18}')
+    if backbone_name:
+        print(f'{"backbone":<28}{result["backbone_params"] / 1e6:>12.2f}'
+              f'{result["backbone_flops"] / 1e9:>12.2f}')
+    print(f'{"  of which SASF formula":<28}{"":>12}{report.sasf_flops / 1e9:>12.2f}')
+    if published:
+        print(f'ratio to published: params {report.params / 1e6 / published[0]:.3f}, '
+              f'FLOPs {report.flops / 1e9 / published[1]:.3f}')
+    if report.rois:
+        print(f'RoIs through the heads: {report.rois}')
+    print(f'ops without a FLOP handle (counted 0): {", ".join(result["uncounted_ops"])}')
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(result, f, indent=2)
+    return result
+
+
+if __name__ == '__main__':
+    main()
