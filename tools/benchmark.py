@@ -57,17 +57,6 @@ class Measurement:
     peak_mem_kind: str
 
 
-def parse_arch(text: str) -> Any:
-    """'tiny' or a JSON dict such as '{"dims": 16, "depths": [1, 1, 1, 1]}'."""
-    if text.lstrip().startswith('{'):
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ValueError(f'arch {text!r} is not valid JSON ({err}); pass a name '
-                             '(tiny|small|base) or e.g. \'{"dims": 16, "depths": [1,1,1,1]}\'')
-    return text
-
-
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', nargs='?', help='mmdet/mmseg config file')
@@ -119,55 +108,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-def synthetic_batch(task: str, batch: int, height: int, width: int, device: str
-                    ) -> Tuple[Tensor, Optional[List[Any]]]:
-    """Random images and, for mmdet/mmseg, data samples with synthetic targets.
-
-    Returns:
-        ``(images (batch, 3, H, W), data samples or None)``.
-    """
-    images = torch.randn(batch, 3, height, width, device=device)
-    if task == 'detection':
-        import numpy as np
-        from mmdet.structures import DetDataSample
-        from mmdet.structures.mask import BitmapMasks
-        from mmengine.structures import InstanceData
-        samples = []
-        for _ in range(batch):
-            meta = dict(img_shape=(height, width), ori_shape=(height, width),
-                        pad_shape=(height, width), batch_input_shape=(height, width),
-                        scale_factor=(1.0, 1.0))
-            boxes = torch.tensor([[0.1, 0.1, 0.5, 0.6], [0.3, 0.2, 0.9, 0.8],
-                                  [0.05, 0.5, 0.4, 0.95]]) * torch.tensor(
-                [width, height, width, height])
-            masks = np.zeros((3, height, width), dtype=np.uint8)
-            for i, (x1, y1, x2, y2) in enumerate(boxes.int().tolist()):
-                masks[i, y1:y2, x1:x2] = 1
-            gt = InstanceData(bboxes=boxes.to(device), labels=torch.tensor([1, 5, 9],
-                              device=device), masks=BitmapMasks(masks, height, width))
-            samples.append(DetDataSample(metainfo=meta, gt_instances=gt))
-        return images, samples
-    if task == 'segmentation':
-        from mmengine.structures import PixelData
-        from mmseg.structures import SegDataSample
-        samples = []
-        for _ in range(batch):
-            meta = dict(img_shape=(height, width), ori_shape=(height, width),
-                        pad_shape=(height, width), batch_input_shape=(height, width))
-            label = torch.randint(0, 150, (1, height, width), device=device)
-            samples.append(SegDataSample(metainfo=meta, gt_sem_seg=PixelData(data=label)))
-        return images, samples
-    return images, None
-
-
 def build_model(args: argparse.Namespace, backend: str) -> Tuple[nn.Module, str, str]:
-    """Build the model to benchmark with the SASF ops ``backend``.
+    """Build the model to benchmark with the SASF ops ``backend`` (no checkpoint loaded).
 
     Returns:
         ``(model, task, label)``; task is 'backbone', 'classification', 'detection' or
         'segmentation'.
     """
     import mmspatialmamba  # noqa: F401  (registers the models)
+    from mmspatialmamba.analysis.builders import build_from_config, parse_arch
     from mmspatialmamba.models import SpatialMamba, SpatialMambaClassifier
     for name, cls, task in (('backbone', SpatialMamba, 'backbone'),
                             ('classifier', SpatialMambaClassifier, 'classification')):
@@ -176,23 +125,8 @@ def build_model(args: argparse.Namespace, backend: str) -> Tuple[nn.Module, str,
             arch = parse_arch(arch)
             label = f'{cls.__name__}({arch if isinstance(arch, str) else "custom"})'
             return cls(arch=arch, backend=backend), task, label
-    from mmengine.config import Config
-    from mmengine.registry import MODELS, init_default_scope
-    from mmengine.utils import import_modules_from_strings
-    cfg = Config.fromfile(args.config)
-    if cfg.get('custom_imports'):
-        import_modules_from_strings(**cfg.custom_imports)
-    tasks = {'mmdet': 'detection', 'mmseg': 'segmentation'}
-    scope = cfg.get('default_scope')
-    if scope not in tasks:
-        raise ValueError(f'config {args.config!r} has default_scope={scope!r}; benchmark.py '
-                         "handles mmdet and mmseg configs, or use --backbone/--classifier")
-    init_default_scope(scope)
-    cfg.model.backbone.backend = backend
-    cfg.model.backbone.init_cfg = None          # no checkpoint needed to time a model
-    from mmengine.model import revert_sync_batchnorm
-    model = revert_sync_batchnorm(MODELS.build(cfg.model))
-    return model, tasks[scope], os.path.basename(args.config)
+    model, task, _ = build_from_config(args.config, backend=backend)
+    return model, task, os.path.basename(args.config)
 
 
 def step_functions(model: nn.Module, task: str, images: Tensor,
@@ -261,6 +195,7 @@ def measure(fn: Callable[[], Any], device: str, warmup: int, iters: int, amp: bo
 
 def run(args: argparse.Namespace) -> List[Measurement]:
     """Every (backend, batch size, mode) combination of ``args``."""
+    from mmspatialmamba.analysis.builders import synthetic_batch
     height, width = args.shape
     rows = []
     for backend in args.backend:

@@ -22,10 +22,8 @@ What is counted per task (the release's conventions):
 """
 import argparse
 import json
-import os
 from typing import Any, Dict, List, Optional, Tuple
 
-import torch
 from torch import nn
 
 # Published numbers (SPEC.md): (task, arch) -> (params in M, GFLOPs) at the default shape.
@@ -41,79 +39,12 @@ DEFAULT_SHAPES = {'classification': (224, 224), 'detection': (1280, 800),
                   'segmentation': (512, 2048)}
 
 
-class TensorMode(nn.Module):
-    """Run an OpenMMLab model in ``mode='tensor'`` with fixed data samples (traceable).
-
-    Args:
-        model: An mmdet detector or mmseg segmentor.
-        data_samples: What its ``forward`` needs besides the images (None for mmseg).
-    """
-
-    def __init__(self, model: nn.Module, data_samples: Optional[List[Any]]) -> None:
-        super().__init__()
-        self.model = model
-        self.data_samples = data_samples
-
-    def forward(self, inputs: torch.Tensor) -> Any:
-        """inputs: (batch, 3, H, W) -> the model's raw head outputs."""
-        return self.model(inputs, self.data_samples, mode='tensor')
-
-
-def det_data_samples(batch: int, height: int, width: int) -> List[Any]:
-    """mmdet ``DetDataSample``s whose meta information describes unscaled (H, W) images."""
-    from mmdet.structures import DetDataSample
-    meta = dict(img_shape=(height, width), ori_shape=(height, width),
-                pad_shape=(height, width), batch_input_shape=(height, width),
-                scale_factor=(1.0, 1.0))
-    return [DetDataSample(metainfo=meta) for _ in range(batch)]
-
-
-def arch_name(arch: Any) -> Optional[str]:
-    """'tiny'/'small'/'base' for a published arch (name or alias), else None."""
-    from mmspatialmamba.models.backbones.spatial_mamba import ARCH_ALIASES, ARCH_SETTINGS
-    if isinstance(arch, str):
-        name = ARCH_ALIASES.get(arch.lower(), arch.lower())
-        return name if name in ARCH_SETTINGS else None
-    return None
-
-
-def build_from_config(path: str) -> Tuple[nn.Module, str, Optional[str]]:
-    """Build the model of an mmdet/mmseg config (no weights loaded).
-
-    Returns:
-        ``(model in eval mode, task, arch name or None)``.
-
-    Raises:
-        FileNotFoundError: If ``path`` does not exist.
-        ValueError: If the config's ``default_scope`` is neither mmdet nor mmseg.
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'config {path!r} not found; pass a config file such as '
-                                'configs/maskrcnn_spatialmamba_t_coco.py, or use '
-                                '--classifier tiny|small|base')
-    from mmengine.config import Config
-    from mmengine.registry import MODELS, init_default_scope
-    from mmengine.utils import import_modules_from_strings
-    cfg = Config.fromfile(path)
-    if cfg.get('custom_imports'):
-        import_modules_from_strings(**cfg.custom_imports)
-    scope = cfg.get('default_scope')
-    tasks = {'mmdet': 'detection', 'mmseg': 'segmentation'}
-    if scope not in tasks:
-        raise ValueError(f'config {path!r} has default_scope={scope!r}; get_flops handles '
-                         "mmdet and mmseg configs (default_scope 'mmdet' or 'mmseg')")
-    init_default_scope(scope)
-    model = MODELS.build(cfg.model).eval()
-    arch = cfg.model.get('backbone', {}).get('arch')
-    return model, tasks[scope], arch_name(arch)
-
-
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', nargs='?', help='mmdet/mmseg config file')
     parser.add_argument('--classifier', metavar='ARCH',
                         help="count the ImageNet classifier of arch 'tiny'|'small'|'base' "
-                             'instead of a config')
+                             '(or a JSON arch dict) instead of a config')
     parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
                         help='input height and width (default: 224 224 classification, '
                              '1280 800 detection, 512 2048 segmentation)')
@@ -132,20 +63,22 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     args = parse_args(argv)
     import mmspatialmamba  # noqa: F401  (registers the models)
     from mmspatialmamba.analysis import count_complexity
+    from mmspatialmamba.analysis.builders import (TensorMode, arch_name, build_from_config,
+                                                  parse_arch, synthetic_batch)
     from mmspatialmamba.models import SpatialMambaClassifier
 
     if args.classifier is not None:
-        model: nn.Module = SpatialMambaClassifier(arch=args.classifier).eval()
-        task, arch, backbone_name = 'classification', arch_name(args.classifier), None
+        arch_arg = parse_arch(args.classifier)
+        model: nn.Module = SpatialMambaClassifier(arch=arch_arg)
+        task, arch, backbone_name = 'classification', arch_name(arch_arg), None
     else:
         model, task, arch = build_from_config(args.config)
         backbone_name = 'model.backbone'
+    model.eval()
     height, width = args.shape or DEFAULT_SHAPES[task]
-    images = torch.randn(1, 3, height, width)
-    if task == 'detection':
-        model = TensorMode(model, det_data_samples(1, height, width))
-    elif task == 'segmentation':
-        model = TensorMode(model, None)
+    images, samples = synthetic_batch(task, 1, height, width)
+    if task != 'classification':
+        model = TensorMode(model, samples if task == 'detection' else None)
     report = count_complexity(model, (images,),
                               modules=(backbone_name,) if backbone_name else ())
 

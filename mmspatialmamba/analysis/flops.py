@@ -11,6 +11,9 @@ layers and matmuls as multiply-adds, norms as a few operations per element, elem
   convolutions that fvcore counts as convolutions: ``3 * 9 * batch * D * N * L``;
 * the C-product and the D skip: elementwise, counted as zero (as fvcore does).
 
+``aten::matmul`` gets :func:`matmul_flop_jit`, which counts broadcast batches that fvcore's
+handle drops (identical at batch 1, where every published number was taken).
+
 Tracing our reference scan instead would count its internal chunked matmuls (wrongly) and be
 slow, so :func:`sasf_counting` swaps the mixer's op, for the duration of a ``with`` block
 only, for :class:`SASFCount`: an ``autograd.Function`` that appears in the trace as
@@ -68,6 +71,22 @@ def sasf_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
     batch, d_inner, length = get_shape(inputs[0])
     d_state = get_shape(inputs[2])[1]
     return sasf_flops(batch, d_inner, length, d_state)['total']
+
+
+def matmul_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
+    """FlopAnalyzer handle for ``aten::matmul`` that counts broadcast batches.
+
+    mmengine's (fvcore's) handle returns ``prod(shape_a) * shape_b[-1]``, which misses the
+    batch when it sits on the second operand, as in the mixer's ``x_proj_weight @ u`` with
+    ``u`` (batch, D, L). This one counts ``numel(output) * K`` (K the contracted size): the
+    same at batch 1, the right value for any batch.
+    """
+    inner = get_shape(inputs[0])[-1]
+    out_shape = get_shape(outputs[0]) or [1]
+    numel = 1
+    for size in out_shape:
+        numel *= size
+    return numel * inner
 
 
 class SASFCount(torch.autograd.Function):
@@ -184,6 +203,7 @@ def count_complexity(model: nn.Module, inputs: Tuple[Any, ...],
         with sasf_counting(), torch.no_grad():
             analyzer = FlopAnalyzer(model, inputs)
             analyzer.set_op_handle(SASF_OP_NAME, sasf_flop_jit)
+            analyzer.set_op_handle('aten::matmul', matmul_flop_jit)
             analyzer.unsupported_ops_warnings(False)
             analyzer.uncalled_modules_warnings(False)
             analyzer.tracer_warnings('none')
