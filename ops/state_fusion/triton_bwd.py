@@ -258,7 +258,7 @@ def state_fusion_bwd(dout: torch.Tensor, h: torch.Tensor, k1: torch.Tensor, k3: 
     n_th, n_tw = triton.cdiv(height, block_h), triton.cdiv(width, block_w)
     # Channels per program: only the observation needs a reduction over channels (dC); a
     # group of channels adds one partial (batch, L) buffer.
-    group_d = max(block_c, 16) if has_obs else block_c
+    group_d = max(block_c, min(16, triton.next_power_of_2(dim))) if has_obs else block_c
     n_groups = triton.cdiv(dim, group_d)
 
     dh = _utils.new_output(batch, dim, height, width, dtype=dh_dtype or h.dtype, device=device)
