@@ -4,6 +4,8 @@ Usage: .venv/bin/python benchmarks/bench_scan_cpu.py [--threads N] [--repeats R]
 
 Both compute the same float32 states h (batch, D, 1, L); the naive loop is the textbook
 recurrence with one Python iteration per position. Prints median wall times and the ratio.
+The naive backward takes minutes beyond a few thousand positions, so forward+backward is
+timed only up to ``--max-bwd-length`` positions.
 """
 import argparse
 import statistics
@@ -40,6 +42,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--threads', type=int, default=torch.get_num_threads())
     parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--max-bwd-length', type=int, default=4096)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f'torch {torch.__version__}, {args.threads} threads, median of {args.repeats}')
@@ -53,6 +56,8 @@ def main():
             naive_s, chunked_s = (median_time(f, args.repeats) for f in fwd)
         print(f'{str((batch, dim, length)):>22} | {"fwd":>8} | {naive_s:8.3f} | {chunked_s:9.3f}'
               f' | {naive_s / chunked_s:7.1f}x')
+        if length > args.max_bwd_length:
+            continue
         leaves = [t.requires_grad_() for t in inputs]
 
         def train(fn):
