@@ -1,0 +1,46 @@
+"""Run a detector or segmentor on one image and write the drawn result (PNG).
+
+Examples::
+
+    python tools/infer.py configs/maskrcnn_spatialmamba_t_coco.py maskrcnn_t.pth demo.jpg --out demo_det.png
+    python tools/infer.py configs/upernet_spatialmamba_t_ade20k.py upernet_t.pth demo.jpg --out demo_seg.png
+"""
+import argparse
+import os.path as osp
+
+from mmengine.config import DictAction
+
+from mmspatialmamba.apis import draw_result, inference, init_model
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config', help='config file (mmdet or mmseg)')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('image', help='image file')
+    parser.add_argument('--out', required=True, help='output image, e.g. result.png')
+    parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda[:N]'")
+    parser.add_argument('--score-thr', type=float, default=0.3,
+                        help='detection: draw instances scoring at least this')
+    parser.add_argument('--opacity', type=float, default=0.5,
+                        help='segmentation: opacity of the label overlay')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+                        help='override config keys')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    try:
+        if not osp.isfile(args.image):
+            raise FileNotFoundError(f'image {args.image!r} does not exist')
+        model = init_model(args.config, args.checkpoint, args.device, args.cfg_options)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f'error: {error}') from None
+    result = inference(model, args.image)
+    draw_result(model, args.image, result, args.out, args.score_thr, args.opacity)
+    print(f'wrote {args.out}')
+
+
+if __name__ == '__main__':
+    main()

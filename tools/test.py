@@ -1,0 +1,101 @@
+"""Evaluate a checkpoint of a detector (mmdet) or a segmentor (mmseg) with mmengine's Runner.
+
+The toolkit is picked from the config's ``default_scope``. Examples::
+
+    python tools/test.py configs/maskrcnn_spatialmamba_t_coco.py maskrcnn_t.pth --out preds.pkl
+    python tools/test.py configs/upernet_spatialmamba_t_ade20k.py upernet_t.pth --tta
+    python tools/test.py CONFIG CKPT --show-dir vis      # draw predictions
+    bash tools/dist_test.sh CONFIG CKPT 8                # torchrun, 8 GPUs
+"""
+import argparse
+import os.path as osp
+
+from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+import mmspatialmamba  # noqa: F401  (registers the backbone and the checkpoint-loader fix)
+from mmspatialmamba.apis.preflight import check_datasets, config_scope, setup_launcher
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config', help='config file, e.g. configs/maskrcnn_spatialmamba_t_coco.py')
+    parser.add_argument('checkpoint', help='checkpoint file (mmengine format, state_dict)')
+    parser.add_argument('--work-dir', help='where the logs and metrics go '
+                        '(default: ./work_dirs/<config name>)')
+    parser.add_argument('--out', help='detection: a .pkl file for the raw predictions; '
+                        'segmentation: a folder for the predicted label maps (PNG)')
+    parser.add_argument('--show-dir', help='draw predictions into this folder (detection: '
+                        'relative paths are under work_dir/<timestamp>/)')
+    parser.add_argument('--tta', action='store_true',
+                        help="test-time augmentation from the config's tta_model and "
+                        'tta_pipeline (UperNet: multi-scale 0.5-1.75 + flip)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+                        help='override config keys, e.g. test_dataloader.dataset.data_root=...')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher (pytorch = torchrun)')
+    return parser.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    """Load the config and apply the command-line options to it."""
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    scope = config_scope(cfg)
+    if args.work_dir:
+        cfg.work_dir = args.work_dir
+    elif not cfg.get('work_dir'):
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    # The weights come from the checkpoint: the ImageNet file is not needed.
+    if cfg.model.get('backbone', {}).get('init_cfg'):
+        cfg.model.backbone.init_cfg = None
+
+    if args.show_dir:
+        if 'visualization' not in cfg.get('default_hooks', {}):
+            raise ValueError('--show-dir needs default_hooks.visualization in the config')
+        cfg.default_hooks.visualization.draw = True
+        if scope == 'mmdet':
+            cfg.default_hooks.visualization.test_out_dir = args.show_dir
+        else:
+            cfg.visualizer.save_dir = args.show_dir
+    if args.tta:
+        if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+            raise ValueError(
+                '--tta needs tta_model and tta_pipeline in the config; the UperNet configs have '
+                "them. mmdet's DetTTAModel merges boxes only, not masks, so the Mask R-CNN "
+                'configs define none')
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+    if args.out:
+        if scope == 'mmdet':
+            if not args.out.endswith(('.pkl', '.pickle')):
+                raise ValueError(f'--out {args.out!r}: detection predictions are dumped to a '
+                                 '.pkl file')
+            metrics = cfg.test_evaluator
+            metrics = list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]
+            cfg.test_evaluator = metrics + [dict(type='DumpDetResults', out_file_path=args.out)]
+        else:
+            cfg.test_evaluator.output_dir = args.out
+            cfg.test_evaluator.keep_results = True
+    return cfg
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    try:
+        cfg = build_config(args)
+        check_datasets(cfg, ['test'])
+        setup_launcher(cfg, args.launcher)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f'error: {error}') from None
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,91 @@
+"""Train a detector (mmdet) or a segmentor (mmseg) from a config, with mmengine's Runner.
+
+The toolkit is picked from the config's ``default_scope``. Examples::
+
+    python tools/train.py configs/maskrcnn_spatialmamba_t_coco.py
+    python tools/train.py configs/upernet_spatialmamba_t_ade20k.py --amp --auto-scale-lr
+    python tools/train.py CONFIG --resume                      # latest checkpoint in work_dir
+    python tools/train.py CONFIG --resume work_dirs/x/iter_8000.pth
+    bash tools/dist_train.sh CONFIG 8                          # torchrun, 8 GPUs (DDP)
+"""
+import argparse
+import os.path as osp
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner, find_latest_checkpoint
+
+import mmspatialmamba  # noqa: F401  (registers the backbone and the checkpoint-loader fix)
+from mmspatialmamba.apis.preflight import (check_datasets, check_pretrained, config_scope,
+                                           setup_launcher)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config', help='config file, e.g. configs/maskrcnn_spatialmamba_t_coco.py')
+    parser.add_argument('--work-dir', help='where logs and checkpoints go '
+                        '(default: ./work_dirs/<config name>)')
+    parser.add_argument('--amp', action='store_true',
+                        help='float16 mixed precision (AmpOptimWrapper, CUDA only)')
+    parser.add_argument('--resume', nargs='?', const='auto', metavar='CKPT',
+                        help='resume from CKPT, or without a value from the latest checkpoint '
+                        'in the work dir')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help="scale the LR by (GPUs x batch) / the config's "
+                        'auto_scale_lr.base_batch_size')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+                        help='override config keys, e.g. '
+                        'model.backbone.init_cfg.checkpoint=/path/to/in1k.pth')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher (pytorch = torchrun)')
+    return parser.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    """Load the config and apply the command-line options to it."""
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    config_scope(cfg)
+    if args.work_dir:
+        cfg.work_dir = args.work_dir
+    elif not cfg.get('work_dir'):
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        if not torch.cuda.is_available():
+            raise ValueError('--amp needs a CUDA GPU (float16 autocast through '
+                             'AmpOptimWrapper); run without --amp on CPU')
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.auto_scale_lr:
+        if 'base_batch_size' not in (cfg.get('auto_scale_lr') or {}):
+            raise ValueError('--auto-scale-lr needs auto_scale_lr = dict(base_batch_size=N) in '
+                             'the config (N = the total batch the LR was set for)')
+        cfg.auto_scale_lr.enable = True
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        if not osp.isfile(args.resume):
+            raise FileNotFoundError(f'--resume {args.resume}: no such checkpoint file')
+        cfg.resume, cfg.load_from = True, args.resume
+    return cfg
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    try:
+        cfg = build_config(args)
+        resumes = cfg.get('resume') and (cfg.get('load_from') or
+                                         find_latest_checkpoint(cfg.work_dir))
+        check_pretrained(cfg, weights_from_checkpoint=bool(resumes or cfg.get('load_from')))
+        check_datasets(cfg, ['train', 'val'] if cfg.get('val_dataloader') else ['train'])
+        setup_launcher(cfg, args.launcher)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f'error: {error}') from None
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
