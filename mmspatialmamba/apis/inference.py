@@ -7,12 +7,13 @@ The toolkit is picked from the config's ``default_scope``; the work itself is do
 import itertools
 import os
 import os.path as osp
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 import mmcv
 import numpy as np
 from mmengine.config import Config
 from mmengine.structures import BaseDataElement
+import torch.nn.functional as F
 from torch import nn
 
 from .preflight import config_scope
@@ -73,9 +74,28 @@ def inference(model: nn.Module, image: Union[str, np.ndarray]) -> BaseDataElemen
     return inference_model(model, image)
 
 
+def _rescale(rgb: np.ndarray, result: BaseDataElement,
+             scale: float) -> Tuple[np.ndarray, BaseDataElement]:
+    """Resize an RGB image and its prediction (boxes, masks or label map) by ``scale``."""
+    rgb = mmcv.imrescale(rgb, scale)
+    size = rgb.shape[:2]
+    result = result.clone()
+    if 'pred_instances' in result:
+        instances = result.pred_instances
+        instances.bboxes = instances.bboxes * scale
+        if 'masks' in instances and len(instances):
+            instances.masks = F.interpolate(instances.masks[None].float(), size=size,
+                                            mode='nearest')[0].bool()
+    if 'pred_sem_seg' in result:
+        labels = result.pred_sem_seg.data
+        result.pred_sem_seg.data = F.interpolate(labels[None].float(), size=size,
+                                                 mode='nearest')[0].to(labels.dtype)
+    return rgb, result
+
+
 def draw_result(model: nn.Module, image: Union[str, np.ndarray], result: BaseDataElement,
                 out_file: Optional[str] = None, score_thr: float = 0.3,
-                opacity: float = 0.5) -> np.ndarray:
+                opacity: float = 0.5, scale: float = 1.0) -> np.ndarray:
     """Draw a prediction on its image and optionally save it.
 
     Detection: masks, boxes, class names and scores above ``score_thr``. Segmentation: the
@@ -87,12 +107,16 @@ def draw_result(model: nn.Module, image: Union[str, np.ndarray], result: BaseDat
         result: The output of :func:`inference`.
         out_file: Where to write the drawing (PNG or JPEG by extension); None to skip.
         score_thr: Detection score threshold. opacity: Segmentation overlay opacity.
+        scale: Draw on the image resized by this factor (labels stay legible on small
+            images); boxes and masks are resized with it.
 
     Returns:
         The drawing, (H, W, 3) uint8 RGB.
     """
     rgb = mmcv.imread(image, channel_order='rgb') if isinstance(image, str) else \
         np.ascontiguousarray(image[..., ::-1])
+    if scale != 1.0:
+        rgb, result = _rescale(rgb, result, scale)
     name = f'mmspatialmamba_inference_{next(_names)}'
     if out_file and osp.dirname(out_file):
         os.makedirs(osp.dirname(out_file), exist_ok=True)

@@ -1,0 +1,120 @@
+"""Every shipped config builds the published architecture; the backbone fits foreign configs."""
+import glob
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIGS = sorted(osp.basename(p)[:-3] for p in glob.glob(osp.join(ROOT, 'configs', '*.py')))
+
+# Published parameter counts (SPEC.md), in millions.
+PUBLISHED_PARAMS = {
+    'maskrcnn_spatialmamba_t_coco': 46, 'maskrcnn_spatialmamba_s_coco': 63,
+    'maskrcnn_spatialmamba_b_coco': 115, 'maskrcnn_spatialmamba_t_3x_coco': 46,
+    'maskrcnn_spatialmamba_s_3x_coco': 63, 'maskrcnn_spatialmamba_b_3x_coco': 115,
+    'upernet_spatialmamba_t_ade20k': 57, 'upernet_spatialmamba_s_ade20k': 73,
+    'upernet_spatialmamba_b_ade20k': 127,
+}
+
+
+def build(cfg: Config) -> torch.nn.Module:
+    init_default_scope(cfg.default_scope)
+    if cfg.default_scope == 'mmdet':
+        from mmdet.registry import MODELS
+    else:
+        from mmseg.registry import MODELS
+    return MODELS.build(cfg.model)
+
+
+def test_all_configs_listed():
+    assert sorted(PUBLISHED_PARAMS) == CONFIGS
+
+
+@pytest.mark.parametrize('name', CONFIGS)
+def test_config_builds_published_model(name):
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', f'{name}.py'))
+    assert cfg.custom_imports == dict(imports=['mmspatialmamba'], allow_failed_imports=False)
+    backbone = cfg.model.backbone
+    assert backbone.type == 'SpatialMamba' and 'embed_dims' not in backbone
+    assert backbone.init_cfg == dict(type='Pretrained',
+                                     checkpoint=f'checkpoints/spatialmamba_{name.split("_")[2]}'
+                                                '_in1k.pth')
+    model = build(cfg)
+    channels = model.backbone.out_channels
+    if cfg.default_scope == 'mmdet':
+        assert list(cfg.model.neck.in_channels) == channels
+    else:
+        assert list(cfg.model.decode_head.in_channels) == channels
+        assert cfg.model.auxiliary_head.in_channels == channels[2]
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    assert params == pytest.approx(PUBLISHED_PARAMS[name], rel=0.01), params
+
+
+def test_maskrcnn_t_state_dict_matches_published_names():
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'maskrcnn_spatialmamba_t_coco.py'))
+    keys = build(cfg).state_dict().keys()
+    backbone = [k for k in keys if k.startswith('backbone.')]
+    assert len(backbone) == 557
+    for key in ('backbone.layers.0.blocks.0.self_attention.A_logs',
+                'backbone.layers.0.blocks.0.self_attention.state_fusion.kernel_3_2',
+                'backbone.layers.0.downsample.conv.2.norm.running_var',
+                'backbone.patch_embed.conv3.1.norm.weight', 'backbone.outnorm3.bias'):
+        assert key in keys
+
+
+def test_no_weight_decay_for_norms_and_ssm_parameters():
+    from mmengine.optim import build_optim_wrapper
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'maskrcnn_spatialmamba_t_coco.py'))
+    model = build(cfg)
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    names = {id(p): n for n, p in model.named_parameters()}
+    decay = {names[id(p)]: g['weight_decay'] for g in wrapper.optimizer.param_groups
+             for p in g['params']}
+    block = 'backbone.layers.0.blocks.0.'
+    for name in ('ln_1.weight', 'ln_2.bias', 'self_attention.A_logs', 'self_attention.Ds',
+                 'self_attention.out_norm.weight'):
+        assert decay[block + name] == 0.0, name
+    assert decay['backbone.outnorm0.weight'] == 0.0
+    assert decay['backbone.patch_embed.conv1.norm.weight'] == 0.0
+    assert decay[block + 'mlp.fc1.weight'] == 0.05
+    assert decay[block + 'self_attention.in_proj.weight'] == 0.05
+
+
+FOREIGN = {
+    'retinanet': """
+_base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
+custom_imports = dict(imports=['mmspatialmamba'], allow_failed_imports=False)
+model = dict(
+    backbone=dict(_delete_=True, type='SpatialMamba', arch=dict(dims=16, depths=[1, 1, 1, 1]),
+                  out_indices=(1, 2, 3)),
+    neck=dict(in_channels=[32, 64, 128], start_level=0))
+""",
+    'pspnet': """
+_base_ = 'mmseg::pspnet/pspnet_r50-d8_4xb2-40k_cityscapes-512x1024.py'
+custom_imports = dict(imports=['mmspatialmamba'], allow_failed_imports=False)
+model = dict(
+    pretrained=None,
+    backbone=dict(_delete_=True, type='SpatialMamba', arch=dict(dims=16, depths=[1, 1, 1, 1])),
+    decode_head=dict(in_channels=128, norm_cfg=dict(type='BN')),
+    auxiliary_head=dict(in_channels=64, norm_cfg=dict(type='BN')))
+""",
+}
+
+
+@pytest.mark.parametrize('name', sorted(FOREIGN))
+def test_backbone_swaps_into_foreign_config(name, tmp_path):
+    path = tmp_path / f'{name}.py'
+    path.write_text(FOREIGN[name])
+    model = build(Config.fromfile(str(path))).eval()
+    assert type(model.backbone).__name__ == 'SpatialMamba'
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 64, 96), mode='tensor')
+    if name == 'retinanet':
+        cls_scores, _ = out
+        assert [tuple(s.shape[-2:]) for s in cls_scores] == [(8, 12), (4, 6), (2, 3), (1, 2),
+                                                            (1, 1)]
+    else:
+        assert tuple(out.shape) == (1, 19, 2, 3)  # PSPHead on stage 3 (stride 32)
