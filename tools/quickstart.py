@@ -170,10 +170,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--task', choices=['det', 'seg'], default='det',
                         help='det: Mask R-CNN + COCO mAP; seg: UperNet + mIoU')
     parser.add_argument('--iters', type=int, default=None,
-                        help='training iterations (default: det 200, seg 200)')
+                        help='training iterations (default: det 150, seg 150)')
     parser.add_argument('--image-size', type=int, default=96, help='image side in pixels')
     parser.add_argument('--batch-size', type=int, default=2, help='training batch size')
-    parser.add_argument('--lr', type=float, help='peak AdamW learning rate (default 1e-3)')
+    parser.add_argument('--lr', type=float, help='peak AdamW learning rate (default 6e-4)')
     parser.add_argument('--num-train', type=int, default=240, help='generated training images')
     parser.add_argument('--num-val', type=int, default=40, help='generated validation images')
     parser.add_argument('--data-root', help='default: data/synthetic/{coco,ade}')
@@ -186,7 +186,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     start = time.time()
     task = args.task
-    iters = args.iters or {'det': 200, 'seg': 200}[task]
+    iters = args.iters or {'det': 150, 'seg': 150}[task]
     size = args.image_size
     data_root = args.data_root or osp.join(ROOT, 'data', 'synthetic',
                                            {'det': 'coco', 'seg': 'ade'}[task])
@@ -200,7 +200,7 @@ def main(argv=None) -> None:
          seed=args.seed)
 
     cfg = Config.fromfile(osp.join(ROOT, CONFIGS[task]))
-    lr = args.lr or {'det': 1e-3, 'seg': 1e-3}[task]
+    lr = args.lr or {'det': 6e-4, 'seg': 6e-4}[task]
     (det_overrides if task == 'det' else seg_overrides)(cfg, data_root, size, iters,
                                                         args.batch_size, lr)
     cfg.work_dir = work_dir

@@ -10,7 +10,6 @@ import glob
 import json
 import os.path as osp
 import pickle
-import shutil
 
 import numpy as np
 import pytest
@@ -193,14 +192,14 @@ def test_resume_replays_uninterrupted_run(coco_root, tmp_path):
             (resumed.losses, straight.losses)
 
 
-@pytest.mark.parametrize('name', [DET, SEG])
-def test_loss_falls(name, coco_root, ade_root, tmp_path):
+@pytest.mark.parametrize('name, ratio', [(DET, 0.8), (SEG, 0.9)])
+def test_loss_falls(name, ratio, coco_root, ade_root, tmp_path):
     root = coco_root if name == DET else ade_root
     cfg = tiny_config(name, root, str(tmp_path / 'work'), max_iters=24, with_val=False)
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1)
     losses = list(_run(cfg, f'falls_{name}').losses.values())
     first, last = np.mean(losses[:4]), np.mean(losses[-4:])
-    assert last < 0.8 * first, losses
+    assert last < ratio * first, losses
 
 
 def test_torchrun_two_processes_on_cpu(ade_root, tmp_path):
@@ -209,11 +208,10 @@ def test_torchrun_two_processes_on_cpu(ade_root, tmp_path):
     work_dir = str(tmp_path / 'work')
     config = dump(tiny_config(SEG, ade_root, work_dir), str(tmp_path / 'seg_tiny.py'))
     port = str(29500 + np.random.default_rng().integers(1000))
-    shutil.which('bash')
     result = run_tool(['-m', 'torch.distributed.run', '--nproc_per_node=2',
                        f'--master_port={port}', 'tools/train.py', config,
                        '--work-dir', work_dir, '--launcher', 'pytorch'], timeout=300)
     log = open(glob.glob(osp.join(work_dir, '*', '*.log'))[-1]).read()
-    assert 'Distributed launcher: pytorch' in log or 'world_size: 2' in log, result.stderr
+    assert 'Distributed training: True' in log and 'GPU number: 2' in log, log[:3000]
     assert 'Iter(train) [2/2]' in log and 'mIoU' in _final_metrics(work_dir)
     assert 'SyncBN norm config(s) replaced by BN' in result.stdout + result.stderr
