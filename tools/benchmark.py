@@ -200,6 +200,10 @@ def run(args: argparse.Namespace) -> List[Measurement]:
     rows = []
     for backend in args.backend:
         model, task, label = build_model(args, backend)
+        if task == 'segmentation' and 'train' in args.modes and min(args.batch_size) < 2:
+            raise ValueError('training UperNet needs --batch-size >= 2 (its pyramid pooling '
+                             'module has a BatchNorm on 1x1 maps); pass --batch-size 2 or '
+                             '--modes inference')
         model.to(args.device)
         compiled = None
         if args.compile:
@@ -256,6 +260,8 @@ def plot(rows: List[Measurement], path: str) -> None:
             ax.plot([b for b, _ in sel], [v for _, v in sel], marker='o',
                     label=f'{name}, {mode}')
     ax.set_xscale('log', base=2)
+    batches = sorted({r.batch for r in rows})
+    ax.set_xticks(batches, [str(b) for b in batches])
     ax.set_xlabel('batch size')
     ax.set_ylabel('images / s')
     first = rows[0]
