@@ -6,17 +6,16 @@ would resolve an unpinned (or merely bounded) torch to the newest multi-GB CUDA 
 a CPU machine. Install the torch build you want first (``tools/setup_env.sh`` pins the tested
 one); ``mmspatialmamba`` checks its version at import and says what to do if it is too old.
 """
-from setuptools import setup
+from setuptools import find_packages, setup
 
 setup(
     name='mmspatialmamba',
     version='0.1.0',
     description='Spatial-Mamba (ICLR 2025) backbone for mmdet and mmseg, with Triton kernels',
     python_requires='>=3.9',
-    packages=['mmspatialmamba', 'mmspatialmamba.models', 'mmspatialmamba.models.backbones',
-              'mmspatialmamba.models.layers', 'mmspatialmamba.datasets', 'mmspatialmamba.apis',
-              'mmspatialmamba.ops', 'mmspatialmamba.ops.selective_scan',
-              'mmspatialmamba.ops.state_fusion', 'mmspatialmamba.ops.sasf'],
+    packages=(find_packages(include=['mmspatialmamba', 'mmspatialmamba.*'])
+              + ['mmspatialmamba.ops']
+              + [f'mmspatialmamba.ops.{p}' for p in find_packages('ops')]),
     package_dir={'mmspatialmamba.ops': 'ops'},
     install_requires=[
         'mmengine>=0.10.0,<1.0',   # tested: 0.10.7

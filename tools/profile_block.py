@@ -175,7 +175,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     args = parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    from mmspatialmamba.models.backbones.spatial_mamba import resolve_arch
+    from mmspatialmamba.models.trunk import resolve_arch
     from mmspatialmamba.models.layers import SpatialMambaBlock
     dims, _, _ = resolve_arch(args.arch)
     dim = dims[args.stage]

@@ -31,7 +31,7 @@ def parse_arch(text: str) -> Union[str, dict]:
 
 def arch_name(arch: Any) -> Optional[str]:
     """'tiny', 'small' or 'base' for a published arch (name or alias), else None."""
-    from ..models.backbones.spatial_mamba import ARCH_ALIASES, ARCH_SETTINGS
+    from ..models.trunk import ARCH_ALIASES, ARCH_SETTINGS
     if isinstance(arch, str):
         name = ARCH_ALIASES.get(arch.lower(), arch.lower())
         return name if name in ARCH_SETTINGS else None

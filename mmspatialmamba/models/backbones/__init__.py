@@ -1,4 +1,4 @@
 """Backbones."""
-from .spatial_mamba import ARCH_SETTINGS, MMSpatialMamba, SpatialMamba
+from .spatial_mamba import MMSpatialMamba, SpatialMamba
 
-__all__ = ['ARCH_SETTINGS', 'MMSpatialMamba', 'SpatialMamba']
+__all__ = ['MMSpatialMamba', 'SpatialMamba']

@@ -1,88 +1,16 @@
 """Spatial-Mamba backbone for dense prediction (mmdet, mmseg) and its release-config alias."""
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
-import torch
-import torch.utils.checkpoint as cp
 from mmengine.logging import print_log
-from mmengine.model import BaseModule
-from mmengine.model.weight_init import trunc_normal_
-from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...registry import MODELS
-from ..checkpoint import filter_state_dict
-from ..layers import Downsample, SpatialMambaBlock, Stem
-
-ARCH_SETTINGS: Dict[str, dict] = {
-    'tiny': dict(dims=64, depths=(2, 4, 8, 4), drop_path_rate=0.2),
-    'small': dict(dims=64, depths=(2, 4, 21, 5), drop_path_rate=0.3),
-    'base': dict(dims=96, depths=(2, 4, 21, 5), drop_path_rate=0.5),
-}
-ARCH_ALIASES = {'t': 'tiny', 's': 'small', 'b': 'base'}
-
-
-def resolve_arch(arch: Union[str, dict]) -> Tuple[List[int], List[int], float]:
-    """Turn ``arch`` into ``(dims per stage, depths, default drop_path_rate)``.
-
-    Raises:
-        ValueError: For an unknown name or a malformed dict.
-    """
-    if isinstance(arch, str):
-        name = ARCH_ALIASES.get(arch.lower(), arch.lower())
-        if name not in ARCH_SETTINGS:
-            raise ValueError(f'unknown arch {arch!r}; choose one of {sorted(ARCH_SETTINGS)} '
-                             'or pass dict(dims=..., depths=...)')
-        arch = ARCH_SETTINGS[name]
-    if not isinstance(arch, dict) or not {'dims', 'depths'} <= set(arch):
-        raise ValueError(f'arch must be a name or a dict with keys dims and depths, got {arch!r}')
-    extra = set(arch) - {'dims', 'depths', 'drop_path_rate'}
-    if extra:
-        raise ValueError(f'unknown arch keys {sorted(extra)}; allowed: dims, depths, '
-                         'drop_path_rate')
-    depths = [int(d) for d in arch['depths']]
-    dims = arch['dims']
-    dims = [int(dims) * 2 ** i for i in range(len(depths))] if isinstance(dims, int) else \
-        [int(d) for d in dims]
-    if len(dims) != len(depths) or any(d <= 0 for d in dims + depths):
-        raise ValueError(f'arch needs one positive dim and depth per stage, got dims={dims}, '
-                         f'depths={depths}')
-    if any(b != 2 * a for a, b in zip(dims, dims[1:])):
-        raise ValueError(f'each stage must double the channels (the downsampling maps C to 2C), '
-                         f'got dims={dims}')
-    return dims, depths, float(arch.get('drop_path_rate', 0.1))
-
-
-class SpatialMambaStage(nn.Module):
-    """One stage: ``blocks`` at constant resolution, then an optional ``downsample``.
-
-    Args:
-        dim: Channels C. depth: Number of blocks. drop_path: Per-block rates (len depth).
-        downsample: Append a stride-2 downsampling to 2C. norm_cfg: Its norm config.
-        with_cp: Checkpoint each block in training to save memory.
-        backend: Ops backend of the blocks.
-    """
-
-    def __init__(self, dim: int, depth: int, drop_path: Sequence[float], downsample: bool,
-                 norm_cfg: dict, with_cp: bool = False, backend: Optional[str] = None) -> None:
-        super().__init__()
-        self.with_cp = with_cp
-        self.blocks = nn.ModuleList(
-            SpatialMambaBlock(dim, drop_path=drop_path[i], backend=backend) for i in range(depth))
-        self.downsample = Downsample(dim, norm_cfg) if downsample else None
-
-    def forward(self, x: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
-        """(batch, H, W, C) -> (stage output (batch, H, W, C), next input or None)."""
-        for block in self.blocks:
-            if self.with_cp and self.training and x.requires_grad:
-                x = cp.checkpoint(block, x, use_reentrant=False)
-            else:
-                x = block(x)
-        return x, (self.downsample(x) if self.downsample is not None else None)
+from ..trunk import SpatialMambaTrunk
 
 
 @MODELS.register_module()
-class SpatialMamba(BaseModule):
+class SpatialMamba(SpatialMambaTrunk):
     """Spatial-Mamba backbone (Xiao et al., ICLR 2025) for detection and segmentation.
 
     A stride-4 convolutional stem, four stages of Spatial-Mamba blocks (structure-aware SSM
@@ -126,9 +54,8 @@ class SpatialMamba(BaseModule):
                  norm_eval: bool = False, with_cp: bool = False,
                  norm_cfg: Optional[dict] = None, backend: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(init_cfg=init_cfg)
-        dims, depths, default_dpr = resolve_arch(arch)
-        num_stages = len(depths)
+        super().__init__(arch, in_channels, drop_path_rate, with_cp, norm_cfg, backend, init_cfg)
+        num_stages = len(self.layers)
         out_indices = tuple(int(i) for i in out_indices)
         if not out_indices or any(not 0 <= i < num_stages for i in out_indices) \
                 or len(set(out_indices)) != len(out_indices):
@@ -136,27 +63,11 @@ class SpatialMamba(BaseModule):
                              f'got {out_indices}')
         if not -1 <= frozen_stages <= num_stages:
             raise ValueError(f'frozen_stages must be in [-1, {num_stages}], got {frozen_stages}')
-        drop_path_rate = default_dpr if drop_path_rate is None else float(drop_path_rate)
-        if not 0.0 <= drop_path_rate < 1.0:
-            raise ValueError(f'drop_path_rate must be in [0, 1), got {drop_path_rate}')
-        norm_cfg = dict(type='BN', requires_grad=True) if norm_cfg is None else norm_cfg
-
-        self.in_channels = in_channels
-        self.dims = dims
         self.out_indices = out_indices
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
-
-        self.patch_embed = Stem(in_channels, dims[0], norm_cfg)
-        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
-        self.layers = nn.ModuleList()
-        for i, depth in enumerate(depths):
-            start = sum(depths[:i])
-            self.layers.append(SpatialMambaStage(
-                dims[i], depth, rates[start:start + depth], downsample=i < num_stages - 1,
-                norm_cfg=norm_cfg, with_cp=with_cp, backend=backend))
         for i in out_indices:
-            self.add_module(f'outnorm{i}', nn.LayerNorm(dims[i]))
+            self.add_module(f'outnorm{i}', nn.LayerNorm(self.dims[i]))
         self._freeze_stages()
 
     @property
@@ -187,51 +98,6 @@ class SpatialMamba(BaseModule):
                     module.eval()
         return self
 
-    def init_weights(self) -> None:
-        """Initialise as the release does, then load ``init_cfg``'s checkpoint if any.
-
-        Linear weights: truncated normal (std 0.02), zero bias; LayerNorm: ones and zeros. The
-        SSM parameters keep their construction-time initialisation (SPEC). A Pretrained
-        ``init_cfg`` loads through mmengine's ``CheckpointLoader`` and
-        :func:`filter_state_dict`, and logs what was skipped and what is missing.
-        """
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                trunc_normal_(module.weight, std=0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-        if self.init_cfg is not None and self.init_cfg.get('type') == 'Pretrained':
-            self.load_pretrained(self.init_cfg['checkpoint'])
-        elif self.init_cfg is not None:
-            super().init_weights()
-        self._is_init = True
-
-    def load_pretrained(self, path: str) -> Dict[str, object]:
-        """Load a checkpoint file in any published format; returns the filter's report.
-
-        Raises:
-            FileNotFoundError: If ``path`` does not exist.
-            KeyError, ValueError: From :func:`filter_state_dict` on an incompatible file.
-        """
-        checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu',
-                                                      logger='current')
-        state, report = filter_state_dict(checkpoint, self.state_dict())
-        self.load_state_dict(state, strict=False)
-        print_log(f'SpatialMamba: loaded {len(state)} tensors from {path}', logger='current')
-        if report['skipped']:
-            reasons: Dict[str, int] = {}
-            for reason in report['skipped'].values():
-                reasons[reason] = reasons.get(reason, 0) + 1
-            print_log(f'SpatialMamba: skipped checkpoint keys: {reasons}', logger='current')
-        if report['missing']:
-            print_log(f'SpatialMamba: {len(report["missing"])} backbone tensors not in the '
-                      f'checkpoint keep their initialisation: {report["missing"]}',
-                      logger='current', level=30)
-        return report
-
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """Compute the feature maps of the stages in ``out_indices``.
 
@@ -244,16 +110,8 @@ class SpatialMamba(BaseModule):
         Raises:
             ValueError: If ``x`` is not a (batch, in_channels, H, W) tensor.
         """
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f'SpatialMamba expects images of shape (batch, {self.in_channels}, '
-                             f'H, W), got {tuple(x.shape)}')
-        x = self.patch_embed(x)
-        outs = []
-        for i, layer in enumerate(self.layers):
-            out, x = layer(x)
-            if i in self.out_indices:
-                outs.append(getattr(self, f'outnorm{i}')(out).permute(0, 3, 1, 2).contiguous())
-        return tuple(outs)
+        return tuple(getattr(self, f'outnorm{i}')(out).permute(0, 3, 1, 2).contiguous()
+                     for i, out in self.iter_stages(x) if i in self.out_indices)
 
 
 # Keys that the release's configs leave behind: they merge the backbone into mmdet's or mmseg's
