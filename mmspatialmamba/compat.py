@@ -16,6 +16,9 @@ from mmengine.runner.checkpoint import CheckpointLoader
 def load_from_local(filename: str, map_location=None):
     """Load a local checkpoint file as mmengine 0.10.7 did under torch < 2.6."""
     if not os.path.isfile(filename):
-        raise FileNotFoundError(f'checkpoint {filename!r} does not exist; check the path '
-                                '(relative paths are taken from the current directory)')
+        raise FileNotFoundError(
+            f'checkpoint {filename!r} does not exist; check the path (relative paths are taken '
+            'from the current directory). For a backbone pretrained in a config, set '
+            '--cfg-options model.backbone.init_cfg.checkpoint=PATH, or init_cfg=None to train '
+            'from scratch')
     return torch.load(filename, map_location=map_location, weights_only=False)

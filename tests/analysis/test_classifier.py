@@ -1,22 +1,11 @@
 """SpatialMambaClassifier: published checkpoint layout, loading, features, registry, errors."""
 import pytest
 import torch
+from model_utils import randomize_
 
 from mmspatialmamba.models import SpatialMamba, SpatialMambaClassifier, filter_state_dict
 
 TINY = dict(dims=16, depths=(1, 2, 1, 1))
-
-
-def randomize_(model: torch.nn.Module) -> torch.nn.Module:
-    """Random values everywhere, so a tensor loaded into the wrong place shows up."""
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if tensor.is_floating_point():
-                if name.endswith('running_var'):
-                    tensor.uniform_(0.5, 1.5)
-                else:
-                    tensor.normal_(0, 0.3 if 'A_logs' not in name else 0.5)
-    return model
 
 
 def test_state_dict_is_the_published_imagenet_layout():

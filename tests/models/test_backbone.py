@@ -1,24 +1,12 @@
 """SpatialMamba backbone: fidelity to SPEC, shapes, registries, freezing, checkpointing, errors."""
 import pytest
 import torch
+from model_utils import randomize_
 from spec_oracle import backbone_oracle
 
 from mmspatialmamba.models import ARCH_SETTINGS, SpatialMamba
 
 TINY = dict(dims=16, depths=(1, 2, 1, 1))
-
-
-def randomize_(model: torch.nn.Module) -> torch.nn.Module:
-    """Give every parameter and BN statistic a random value (ones-initialised kernels and
-    alpha would hide a swapped dilation, zero biases a missing bias)."""
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if tensor.is_floating_point():
-                if name.endswith('running_var'):
-                    tensor.uniform_(0.5, 1.5)
-                else:
-                    tensor.normal_(0, 0.3 if 'A_logs' not in name else 0.5)
-    return model
 
 
 @pytest.mark.parametrize('size', [(64, 64), (37, 53), (33, 1), (61, 90)], ids=str)
