@@ -12,7 +12,7 @@ from typing import Optional, Tuple, Union
 import mmcv
 import numpy as np
 from mmengine.config import Config
-from mmengine.structures import BaseDataElement
+from mmengine.structures import BaseDataElement, PixelData
 import torch.nn.functional as F
 from torch import nn
 
@@ -87,9 +87,9 @@ def _rescale(rgb: np.ndarray, result: BaseDataElement,
             instances.masks = F.interpolate(instances.masks[None].float(), size=size,
                                             mode='nearest')[0].bool()
     if 'pred_sem_seg' in result:
-        labels = result.pred_sem_seg.data
-        result.pred_sem_seg.data = F.interpolate(labels[None].float(), size=size,
-                                                 mode='nearest')[0].to(labels.dtype)
+        labels = result.pred_sem_seg.data  # a PixelData's size is fixed: build a new one
+        result.pred_sem_seg = PixelData(data=F.interpolate(
+            labels[None].float(), size=size, mode='nearest')[0].to(labels.dtype))
     return rgb, result
 
 

@@ -100,6 +100,23 @@ def test_infer_writes_png(family, det_run, seg_run, coco_root, ade_root, tmp_pat
     assert drawn is not None and drawn.shape[:2] == cv2.imread(image).shape[:2]
 
 
+@pytest.mark.parametrize('family', ['det', 'seg'])
+def test_draw_result_rescales_prediction(family, det_run, seg_run, coco_root, ade_root,
+                                         tmp_path):
+    """Drawing at scale 2 (as the quick start does) resizes image, boxes, masks and labels."""
+    from mmspatialmamba.apis import draw_result, inference, init_model
+    config, work_dir = det_run if family == 'det' else seg_run
+    image = osp.join(coco_root, 'val2017', '000001.jpg') if family == 'det' else \
+        glob.glob(osp.join(ade_root, 'images', 'validation', '*.jpg'))[0]
+    model = init_model(config, osp.join(work_dir, 'iter_2.pth'))
+    drawn = draw_result(model, image, inference(model, image), str(tmp_path / 'x2.png'),
+                        score_thr=0.0, scale=2.0)
+    import cv2
+    height, width = cv2.imread(image).shape[:2]
+    assert drawn.shape[:2] == (2 * height, 2 * width)
+    assert cv2.imread(str(tmp_path / 'x2.png')).shape[:2] == (2 * height, 2 * width)
+
+
 def test_test_refuses_tta_for_maskrcnn(det_run, tmp_path):
     config, work_dir = det_run
     result = run_tool(['tools/test.py', config, osp.join(work_dir, 'iter_2.pth'), '--tta'],
