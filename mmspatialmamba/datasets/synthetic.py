@@ -162,6 +162,21 @@ def _write_stamp(root: str, stamp: dict) -> None:
         json.dump(stamp, f, indent=1)
 
 
+def _check_sizes(image_size: Sequence[int], num_train: int, num_val: int,
+                 max_objects: int) -> Tuple[int, int]:
+    """Validate a generator's sizes and counts; returns ``(height, width)``.
+
+    Raises:
+        ValueError: On image sides below 32 or non-positive counts.
+    """
+    height, width = (int(s) for s in image_size)
+    if min(height, width) < 32 or num_train < 1 or num_val < 1 or max_objects < 1:
+        raise ValueError(f'need image sides >= 32 and positive counts, got image_size='
+                         f'{image_size}, num_train={num_train}, num_val={num_val}, '
+                         f'max_objects={max_objects}')
+    return height, width
+
+
 def make_coco_instances(root: str, num_train: int = 200, num_val: int = 50,
                         image_size: Tuple[int, int] = (160, 160), max_objects: int = 4,
                         crowd_prob: float = 0.15, min_visible: float = 0.35,
@@ -184,11 +199,7 @@ def make_coco_instances(root: str, num_train: int = 200, num_val: int = 50,
     Raises:
         ValueError: On sizes or counts out of range.
     """
-    height, width = (int(s) for s in image_size)
-    if min(height, width) < 32 or num_train < 1 or num_val < 1 or max_objects < 1:
-        raise ValueError(f'need image sides >= 32 and positive counts, got image_size='
-                         f'{image_size}, num_train={num_train}, num_val={num_val}, '
-                         f'max_objects={max_objects}')
+    height, width = _check_sizes(image_size, num_train, num_val, max_objects)
     stamp = dict(kind='coco', num_train=num_train, num_val=num_val, image_size=[height, width],
                  max_objects=max_objects, crowd_prob=crowd_prob, min_visible=min_visible,
                  seed=seed)
@@ -249,11 +260,7 @@ def make_ade_semantic(root: str, num_train: int = 200, num_val: int = 50,
     Raises:
         ValueError: On sizes or counts out of range.
     """
-    height, width = (int(s) for s in image_size)
-    if min(height, width) < 32 or num_train < 1 or num_val < 1 or max_objects < 1:
-        raise ValueError(f'need image sides >= 32 and positive counts, got image_size='
-                         f'{image_size}, num_train={num_train}, num_val={num_val}, '
-                         f'max_objects={max_objects}')
+    height, width = _check_sizes(image_size, num_train, num_val, max_objects)
     stamp = dict(kind='ade', num_train=num_train, num_val=num_val, image_size=[height, width],
                  max_objects=max_objects, seed=seed)
     paths = {}
