@@ -1,15 +1,15 @@
 """Shared test set-up: Triton interpreter, NaN-poisoned outputs, replayable seeds, markers.
 
 ``TRITON_INTERPRET=1`` must be set before anything imports triton, so CI runs the Triton
-kernels' logic on CPU tensors. ``TRITON_F32_DEFAULT=ieee`` keeps TF32 out of comparisons on GPU.
+kernels' logic on CPU tensors. ``TRITON_F32_DEFAULT=ieee`` keeps TF32 out of comparisons on
+GPU. pytest puts this folder on ``sys.path`` (a conftest outside any package), so tests import
+``spec_oracle`` and ``model_utils`` by name.
 """
 import os
 import random
-import sys
 
 os.environ.setdefault('TRITON_INTERPRET', '1')
 os.environ.setdefault('TRITON_F32_DEFAULT', 'ieee')
-sys.path.insert(0, os.path.dirname(__file__))  # so tests import spec_oracle by name
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
