@@ -92,12 +92,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     if args.config is not None and not os.path.isfile(args.config):
         parser.error(f'config {args.config!r} not found; pass an existing config file or use '
                      '--backbone/--classifier tiny|small|base')
-    if args.threads is not None and args.threads < 1:
-        parser.error(f'--threads must be >= 1, got {args.threads}')
-    if args.device == 'auto':
-        args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    if args.device == 'cuda' and not torch.cuda.is_available():
-        parser.error('--device cuda, but torch.cuda.is_available() is False; use --device cpu')
+    from mmspatialmamba.analysis.builders import resolve_device_args
+    resolve_device_args(parser, args)
     if args.backend is None:
         args.backend = ['triton' if args.device == 'cuda' else 'torch']
     if args.device == 'cpu' and 'triton' in args.backend:

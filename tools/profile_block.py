@@ -155,12 +155,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--json', metavar='PATH')
     parser.add_argument('--trace', metavar='PATH', help='also export a Chrome trace')
     args = parser.parse_args(argv)
-    if args.threads is not None and args.threads < 1:
-        parser.error(f'--threads must be >= 1, got {args.threads}')
-    if args.device == 'auto':
-        args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    if args.device == 'cuda' and not torch.cuda.is_available():
-        parser.error('--device cuda, but no CUDA device is available; use --device cpu')
+    from mmspatialmamba.analysis.builders import resolve_device_args
+    resolve_device_args(parser, args)
     if args.backend is None:
         args.backend = 'triton' if args.device == 'cuda' else 'torch'
     if args.device == 'cpu' and args.backend == 'triton':

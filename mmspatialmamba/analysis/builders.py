@@ -1,4 +1,5 @@
 """Models and synthetic inputs for the analysis tools (get_flops, benchmark)."""
+import argparse
 import json
 import os
 from typing import Any, List, Optional, Tuple, Union
@@ -133,3 +134,17 @@ class TensorMode(nn.Module):
     def forward(self, inputs: Tensor) -> Any:
         """inputs: (batch, 3, H, W) -> the model's raw head outputs."""
         return self.model(inputs, self.data_samples, mode='tensor')
+
+
+def resolve_device_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Check ``--threads`` and turn ``--device auto`` into 'cuda' or 'cpu', for the tools.
+
+    Calls ``parser.error`` (exit 2 with the message) on ``--threads`` < 1 or on
+    ``--device cuda`` without a CUDA device.
+    """
+    if args.threads is not None and args.threads < 1:
+        parser.error(f'--threads must be >= 1, got {args.threads}')
+    if args.device == 'auto':
+        args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('--device cuda, but no CUDA device is available; use --device cpu')
