@@ -13,14 +13,17 @@ def _opcheck_cases(layout):
     sasf = sasf_inputs(1, 3, 4, 5, torch.float32, layout=layout)
     h_scan = torch.randn(1, 3, 2, 9)
     h_sasf = torch.randn(1, 3, 1, 20)
+    softplus, may_fall_back = True, True
     ops = torch.ops.mmspatialmamba
     return [
-        (ops.selective_scan_fwd.default, (*scan, True)),
-        (ops.selective_scan_bwd.default, (torch.randn(1, 3, 2, 9), *scan, h_scan, True)),
-        (ops.state_fusion_fwd.default, tuple(fusion)),
-        (ops.state_fusion_bwd.default, (torch.randn(1, 3, 4, 5), *fusion)),
-        (ops.structure_aware_ssm_fwd.default, (*sasf, 4, 5, True)),
-        (ops.structure_aware_ssm_bwd.default, (torch.randn(1, 3, 20), *sasf, h_sasf, 4, 5, True)),
+        (ops.selective_scan_fwd.default, (*scan, softplus, may_fall_back)),
+        (ops.selective_scan_bwd.default,
+         (torch.randn(1, 3, 2, 9), *scan, h_scan, softplus, may_fall_back)),
+        (ops.state_fusion_fwd.default, (*fusion, may_fall_back)),
+        (ops.state_fusion_bwd.default, (torch.randn(1, 3, 4, 5), *fusion, may_fall_back)),
+        (ops.structure_aware_ssm_fwd.default, (*sasf, 4, 5, softplus, may_fall_back)),
+        (ops.structure_aware_ssm_bwd.default,
+         (torch.randn(1, 3, 20), *sasf, h_sasf, 4, 5, softplus, may_fall_back)),
     ]
 
 
