@@ -98,7 +98,7 @@ def run_kernels(op: str, device: torch.device, may_fall_back: bool, kernels: Cal
         return reference()
     try:
         return kernels()
-    except Exception as error:  # noqa: B902  (re-raised unless it is a kernel failure)
+    except Exception as error:  # re-raised below unless it is a kernel failure
         if not (may_fall_back and is_kernel_failure(error)):
             raise
         _failed.add(key)
