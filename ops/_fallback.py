@@ -30,10 +30,13 @@ from ._validate import ENV_VAR
 FAILURE_TYPES = (CompilationError, runtime_errors.OutOfResources) + tuple(
     getattr(runtime_errors, name) for name in ('PTXASError',) if hasattr(runtime_errors, name))
 # Failures that Triton reports as a plain RuntimeError, told apart by their message: an MLIR
-# pass of Triton's compiler failed, or the CUDA driver refused to load or launch the kernel
-# (the prefix is that of Triton's launcher, ``gpuAssert`` in backends/nvidia/driver.c).
+# pass of Triton's compiler failed, ptxas failed (Triton < 3.2, before PTXASError), or the
+# CUDA driver refused to load or launch the kernel (the prefix is that of Triton's launcher,
+# ``gpuAssert`` in backends/nvidia/driver.c).
 FAILURE_MESSAGES = (
     'PassManager::run failed',
+    '`ptxas` failed with error code',
+    'Internal Triton PTX codegen error',
     'Triton Error [CUDA]: too many resources requested for launch',
     'Triton Error [CUDA]: no kernel image is available',
     'Triton Error [CUDA]: device kernel image is invalid',

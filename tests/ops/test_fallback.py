@@ -138,10 +138,12 @@ def test_backward_failure_inside_compiled_graph(monkeypatch):
     OutOfResources(232448, 232448, 'shared memory'),
     PTXASError('`ptxas` failed with error code 255'),
     RuntimeError('PassManager::run failed'),
+    RuntimeError('`ptxas` failed with error code 255: ptxas fatal: Register allocation failed'),
     RuntimeError('Triton Error [CUDA]: too many resources requested for launch'),
     RuntimeError('Triton Error [CUDA]: no kernel image is available for execution on the '
                  'device'),
-], ids=['compile', 'out-of-resources', 'ptxas', 'mlir-pass', 'launch-resources', 'no-image'])
+], ids=['compile', 'out-of-resources', 'ptxas', 'mlir-pass', 'old-ptxas', 'launch-resources',
+        'no-image'])
 def test_every_compile_or_launch_failure_falls_back(error, monkeypatch):
     h, k1, k3, k5, alpha = fusion_inputs(1, 3, 4, 5, torch.float32)
     break_kernel(monkeypatch, fusion_fwd_mod._state_fusion_fwd_kernel, error)
