@@ -34,20 +34,23 @@ def not_compiling() -> CompilationError:
                                         "within @jit'ed function')")
 
 
-# op: (Triton wrapper, public op, inputs (batch 1, D 3, 4x5 map), extra arguments,
+# op: (Triton wrapper, public op, inputs on a device (batch 1, D 3, 4x5 map), extra arguments,
 #      name of its forward op, kernel it launches first, name of its backward op, and kernel)
 OPS = {
     'selective_scan': (
-        selective_scan_triton, selective_scan, lambda: scan_inputs(1, 3, 2, 20, torch.float32),
+        selective_scan_triton, selective_scan,
+        lambda device='cpu': scan_inputs(1, 3, 2, 20, torch.float32, torch.device(device)),
         {}, 'selective_scan_fwd', lambda: scan_fwd_mod._selective_scan_fwd_kernel,
         'selective_scan_bwd', lambda: scan_bwd_mod._selective_scan_bwd_kernel),
     'state_fusion': (
-        state_fusion_triton, state_fusion, lambda: fusion_inputs(1, 3, 4, 5, torch.float32),
+        state_fusion_triton, state_fusion,
+        lambda device='cpu': fusion_inputs(1, 3, 4, 5, torch.float32, torch.device(device)),
         {}, 'state_fusion_fwd', lambda: fusion_fwd_mod._state_fusion_fwd_kernel,
         'state_fusion_bwd', lambda: fusion_bwd_mod._state_fusion_bwd_kernel),
     'structure_aware_ssm': (
         structure_aware_ssm_triton, structure_aware_ssm,
-        lambda: sasf_inputs(1, 3, 4, 5, torch.float32), {'hw': (4, 5)},
+        lambda device='cpu': sasf_inputs(1, 3, 4, 5, torch.float32, torch.device(device)),
+        {'hw': (4, 5)},
         'structure_aware_ssm_fwd', lambda: scan_fwd_mod._selective_scan_fwd_kernel,
         'structure_aware_ssm_bwd', lambda: fusion_bwd_mod._state_fusion_bwd_kernel),
 }
@@ -76,8 +79,8 @@ def fallback_warnings(record) -> list:
                                                          _fallback.KernelFallbackWarning)]
 
 
-def assert_names_kernel_and_fix(message: str, op: str, kernel) -> None:
-    for part in (op, kernel.__name__, 'cpu', 'N_TAPS', "backend='torch'", 'MMSM_BACKEND=torch'):
+def assert_names_kernel_and_fix(message: str, op: str, kernel, device: str = 'cpu') -> None:
+    for part in (op, kernel.__name__, device, 'N_TAPS', "backend='torch'", 'MMSM_BACKEND=torch'):
         assert part in message, f'{part!r} missing from the warning: {message}'
 
 
@@ -98,12 +101,13 @@ def test_forward_failure_runs_torch_path(name, monkeypatch):
     assert len(launches) == 1, 'a failed kernel must not be compiled again on every call'
 
 
+@pytest.mark.parametrize('device', ['cpu', pytest.param('cuda', marks=pytest.mark.cuda)])
 @pytest.mark.parametrize('name', list(OPS))
-def test_backward_failure_runs_torch_path(name, monkeypatch, seed):
+def test_backward_failure_runs_torch_path(name, device, monkeypatch):
     """Training survives a backward kernel that does not compile: the gradients are those of
-    the PyTorch path, recomputed from the saved inputs."""
+    the PyTorch path on the same device, recomputed from the saved inputs."""
     triton_op, public_op, make_inputs, extra, _, _, bwd_op, bwd_kernel = OPS[name]
-    inputs = make_inputs()
+    inputs = make_inputs(device)
     break_kernel(monkeypatch, bwd_kernel(), not_compiling())
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter('always')
@@ -115,7 +119,7 @@ def test_backward_failure_runs_torch_path(name, monkeypatch, seed):
         torch.testing.assert_close(g, g_ref, rtol=1e-6, atol=1e-7)
     messages = fallback_warnings(record)
     assert len(messages) == 1, messages
-    assert_names_kernel_and_fix(messages[0], bwd_op, bwd_kernel())
+    assert_names_kernel_and_fix(messages[0], bwd_op, bwd_kernel(), device)
 
 
 def test_backward_failure_inside_compiled_graph(monkeypatch):
