@@ -9,6 +9,7 @@ other than the CPU (``meta``).
 import re
 import types
 import warnings
+from typing import Callable, NamedTuple
 
 import pytest
 import torch
@@ -27,27 +28,36 @@ from mmspatialmamba.ops.state_fusion import triton_fwd as fusion_fwd_mod
 from mmspatialmamba.ops.state_fusion.op import state_fusion_triton
 
 
-
 def not_compiling() -> CompilationError:
     """The failure that stranded every GPU user: the fusion backward kernel did not compile."""
     return CompilationError(None, None, "NameError('Cannot access global variable N_TAPS from "
                                         "within @jit'ed function')")
 
 
-# op: (Triton wrapper, public op, inputs on a device (batch 1, D 3, 4x5 map), extra arguments,
-#      name of its forward op, kernel it launches first, name of its backward op, and kernel)
+class Op(NamedTuple):
+    """One op as these tests drive it; ``inputs(device)`` is batch 1, D 3, a 4x5 map."""
+    triton: Callable          # the Triton wrapper of op.py, which takes may_fall_back
+    public: Callable          # the public op, for its backend='torch' result
+    inputs: Callable
+    extra: dict               # further keyword arguments of both
+    fwd_op: str
+    fwd_kernel: Callable      # -> the kernel its forward launches first
+    bwd_op: str
+    bwd_kernel: Callable      # -> the kernel its backward launches first
+
+
 OPS = {
-    'selective_scan': (
+    'selective_scan': Op(
         selective_scan_triton, selective_scan,
         lambda device='cpu': scan_inputs(1, 3, 2, 20, torch.float32, torch.device(device)),
         {}, 'selective_scan_fwd', lambda: scan_fwd_mod._selective_scan_fwd_kernel,
         'selective_scan_bwd', lambda: scan_bwd_mod._selective_scan_bwd_kernel),
-    'state_fusion': (
+    'state_fusion': Op(
         state_fusion_triton, state_fusion,
         lambda device='cpu': fusion_inputs(1, 3, 4, 5, torch.float32, torch.device(device)),
         {}, 'state_fusion_fwd', lambda: fusion_fwd_mod._state_fusion_fwd_kernel,
         'state_fusion_bwd', lambda: fusion_bwd_mod._state_fusion_bwd_kernel),
-    'structure_aware_ssm': (
+    'structure_aware_ssm': Op(
         structure_aware_ssm_triton, structure_aware_ssm,
         lambda device='cpu': sasf_inputs(1, 3, 4, 5, torch.float32, torch.device(device)),
         {'hw': (4, 5)},
@@ -86,18 +96,18 @@ def assert_names_kernel_and_fix(message: str, op: str, kernel, device: str = 'cp
 
 @pytest.mark.parametrize('name', list(OPS))
 def test_forward_failure_runs_torch_path(name, monkeypatch):
-    triton_op, public_op, make_inputs, extra, fwd_op, fwd_kernel, _, _ = OPS[name]
-    inputs = make_inputs()
-    launches = break_kernel(monkeypatch, fwd_kernel(), not_compiling())
+    op = OPS[name]
+    inputs = op.inputs()
+    launches = break_kernel(monkeypatch, op.fwd_kernel(), not_compiling())
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter('always')
-        first = triton_op(*inputs, **extra, may_fall_back=True)
-        second = triton_op(*inputs, **extra, may_fall_back=True)
-    expected = public_op(*inputs, **extra, backend='torch')
+        first = op.triton(*inputs, **op.extra, may_fall_back=True)
+        second = op.triton(*inputs, **op.extra, may_fall_back=True)
+    expected = op.public(*inputs, **op.extra, backend='torch')
     assert torch.equal(first, expected) and torch.equal(second, expected)
     messages = fallback_warnings(record)
     assert len(messages) == 1, messages
-    assert_names_kernel_and_fix(messages[0], fwd_op, fwd_kernel())
+    assert_names_kernel_and_fix(messages[0], op.fwd_op, op.fwd_kernel())
     assert len(launches) == 1, 'a failed kernel must not be compiled again on every call'
 
 
@@ -106,20 +116,20 @@ def test_forward_failure_runs_torch_path(name, monkeypatch):
 def test_backward_failure_runs_torch_path(name, device, monkeypatch):
     """Training survives a backward kernel that does not compile: the gradients are those of
     the PyTorch path on the same device, recomputed from the saved inputs."""
-    triton_op, public_op, make_inputs, extra, _, _, bwd_op, bwd_kernel = OPS[name]
-    inputs = make_inputs(device)
-    break_kernel(monkeypatch, bwd_kernel(), not_compiling())
+    op = OPS[name]
+    inputs = op.inputs(device)
+    break_kernel(monkeypatch, op.bwd_kernel(), not_compiling())
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter('always')
-        out, grads, upstream = forward_backward(triton_op, inputs, **extra, may_fall_back=True)
-        forward_backward(triton_op, inputs, upstream, **extra, may_fall_back=True)
-    ref, ref_grads, _ = forward_backward(public_op, inputs, upstream, **extra, backend='torch')
+        out, grads, upstream = forward_backward(op.triton, inputs, **op.extra, may_fall_back=True)
+        forward_backward(op.triton, inputs, upstream, **op.extra, may_fall_back=True)
+    ref, ref_grads, _ = forward_backward(op.public, inputs, upstream, **op.extra, backend='torch')
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)  # forward: Triton kernels
     for g, g_ref in zip(grads, ref_grads):
         torch.testing.assert_close(g, g_ref, rtol=1e-6, atol=1e-7)
     messages = fallback_warnings(record)
     assert len(messages) == 1, messages
-    assert_names_kernel_and_fix(messages[0], bwd_op, bwd_kernel(), device)
+    assert_names_kernel_and_fix(messages[0], op.bwd_op, op.bwd_kernel(), device)
 
 
 def test_backward_failure_inside_compiled_graph(monkeypatch):
@@ -209,9 +219,9 @@ def test_unknown_env_backend_says_how(monkeypatch):
 def test_torch_path_stays_on_the_inputs_device(name):
     """The PyTorch path creates nothing on the CPU: on ``meta`` tensors (no data, any tensor
     made elsewhere would fail to mix with them) forward and backward keep device and shapes."""
-    _, public_op, make_inputs, extra, *_ = OPS[name]
-    inputs = [t.to('meta') if t is not None else None for t in make_inputs()]
-    out, grads, _ = forward_backward(public_op, inputs, **extra, backend='torch')
+    op = OPS[name]
+    inputs = [t.to('meta') if t is not None else None for t in op.inputs()]
+    out, grads, _ = forward_backward(op.public, inputs, **op.extra, backend='torch')
     assert out.device.type == 'meta'
     for g, t in zip(grads, [t for t in inputs if t is not None]):
         assert g.device.type == 'meta' and g.shape == t.shape
