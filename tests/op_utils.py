@@ -1,7 +1,8 @@
 """Helpers shared by the op tests: inputs, test ids and the comparison with the float64 oracle.
 
-Every op test builds its inputs here, runs one backend and compares values and every gradient
-with ``spec_oracle`` (float64, from the same rounded inputs). Test ids follow one style,
+Every op test builds its inputs here, runs one or both backends and compares values and every
+gradient with ``spec_oracle`` (float64, from the same rounded inputs), or, at shapes too long
+for the oracle, Triton with the PyTorch path. Test ids follow one style,
 ``B2-D8-H7-W9-bf16`` plus tags for the non-default options (``nobias``, ``raw`` for no
 softplus, the memory layout), e.g. ``triton-B1-D3-N3-L50-fp32-nobias-strided``.
 """
