@@ -11,6 +11,7 @@ from torch import Tensor
 from ._utils import FLOAT_DTYPES
 
 BACKENDS = (None, 'torch', 'triton')
+ENV_VAR = 'MMSM_BACKEND'  # forces a backend where the caller passed backend=None
 
 
 def check_tensor(name: str, t: Tensor, ndim: int) -> None:
@@ -57,6 +58,13 @@ def check_backend(backend: Optional[str]) -> None:
     if backend not in BACKENDS:
         raise ValueError(f'unknown backend {backend!r}; choose one of {BACKENDS} '
                          '(None picks triton for CUDA tensors and torch otherwise)')
+
+
+def check_env_backend(value: str) -> None:
+    """Check the value of the environment variable ``MMSM_BACKEND``."""
+    if value not in ('torch', 'triton'):
+        raise ValueError(f"{ENV_VAR}={value!r} is not a backend; set it to 'torch' or "
+                         "'triton', or unset it (Triton for CUDA tensors, else torch)")
 
 
 def check_scan_args(u: Tensor, delta: Tensor, A: Tensor, B: Tensor,

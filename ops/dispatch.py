@@ -7,10 +7,13 @@ Backends:
         (``*/op.py``). Runs on CUDA tensors, and on CPU tensors when the Triton interpreter
         is on (``TRITON_INTERPRET=1`` set before Triton is imported), which is how CI
         tests the kernels' logic.
-    ``None``: Triton for CUDA tensors, PyTorch otherwise.
+    ``None``: Triton for CUDA tensors, PyTorch otherwise, unless the environment variable
+        ``MMSM_BACKEND`` is set to 'torch' or 'triton'. On this automatic choice an op whose
+        Triton kernels cannot compile or launch on the device runs the PyTorch path there
+        instead, with one warning (``_fallback``); a forced 'triton' raises the error.
 """
 import os
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 from torch import Tensor
 
@@ -24,21 +27,31 @@ def _interpreter_on() -> bool:
     return os.environ.get('TRITON_INTERPRET', '0') == '1'
 
 
-def resolve_backend(backend: Optional[str], x: Tensor) -> str:
-    """Pick ``'torch'`` or ``'triton'`` for a call whose main input is ``x``.
+def resolve_backend(backend: Optional[str], x: Tensor) -> Tuple[str, bool]:
+    """Pick the backend for a call whose main input is ``x``.
+
+    An explicit ``backend`` wins, then the environment variable ``MMSM_BACKEND``, then the
+    automatic choice (Triton for CUDA tensors, else torch).
+
+    Returns:
+        ``(backend, may_fall_back)``: ``'torch'`` or ``'triton'``, and whether a Triton op
+        may run the PyTorch path where its kernels fail (only on the automatic choice).
 
     Raises:
-        ValueError: For an unknown backend, or ``'triton'`` on CPU tensors without the
-            interpreter.
+        ValueError: For an unknown backend or ``MMSM_BACKEND`` value, or ``'triton'`` on CPU
+            tensors without the interpreter.
     """
     _validate.check_backend(backend)
+    if backend is None and os.environ.get(_validate.ENV_VAR):
+        backend = os.environ[_validate.ENV_VAR]
+        _validate.check_env_backend(backend)
     if backend is None:
-        return 'triton' if x.is_cuda else 'torch'
+        return ('triton', True) if x.is_cuda else ('torch', False)
     if backend == 'triton' and not x.is_cuda and not _interpreter_on():
         raise ValueError(
             "backend='triton' needs CUDA tensors; for CPU tensors either use backend='torch' "
             'or set TRITON_INTERPRET=1 before importing triton (slow, for testing kernels)')
-    return backend
+    return backend, False
 
 
 def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor,
@@ -56,13 +69,15 @@ def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor,
         B: Input projections, (batch, N, L), dtype of ``u``.
         delta_bias: (D,) or None.
         delta_softplus: Apply softplus to ``delta + delta_bias``.
-        backend: 'torch', 'triton' or None (Triton for CUDA tensors, else torch).
+        backend: 'torch', 'triton' or None (``MMSM_BACKEND`` if set, else Triton for CUDA
+            tensors, with the PyTorch path where a kernel cannot run, and torch otherwise).
 
     Returns:
         States h, (batch, D, N, L), dtype of ``u``; accumulated in float32.
 
     Raises:
-        ValueError: On mismatched shapes, dtypes or devices, or an unknown ``backend``.
+        ValueError: On mismatched shapes, dtypes or devices, or an unknown ``backend`` or
+            ``MMSM_BACKEND``.
 
     Examples::
         >>> u, delta = torch.randn(2, 8, 100), torch.randn(2, 8, 100)
@@ -71,10 +86,11 @@ def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor,
         torch.Size([2, 8, 1, 100])
     """
     _validate.check_scan_args(u, delta, A, B, delta_bias)
-    if resolve_backend(backend, u) == 'torch':
+    backend, may_fall_back = resolve_backend(backend, u)
+    if backend == 'torch':
         return selective_scan_ref(u, delta, A, B, delta_bias, delta_softplus)
     from .selective_scan.op import selective_scan_triton
-    return selective_scan_triton(u, delta, A, B, delta_bias, delta_softplus)
+    return selective_scan_triton(u, delta, A, B, delta_bias, delta_softplus, may_fall_back)
 
 
 def state_fusion(h: Tensor, k1: Tensor, k3: Tensor, k5: Tensor, alpha: Tensor,
@@ -86,19 +102,22 @@ def state_fusion(h: Tensor, k1: Tensor, k3: Tensor, k5: Tensor, alpha: Tensor,
     Args:
         h: States, (batch, D, H, W); float32, float16 or bfloat16; any strides.
         k1, k3, k5: Depthwise kernels, each (D, 1, 3, 3). alpha: Mixing weights, (3,).
-        backend: 'torch', 'triton' or None (Triton for CUDA tensors, else torch).
+        backend: 'torch', 'triton' or None (``MMSM_BACKEND`` if set, else Triton for CUDA
+            tensors, with the PyTorch path where a kernel cannot run, and torch otherwise).
 
     Returns:
         Fused states, (batch, D, H, W), dtype of ``h``.
 
     Raises:
-        ValueError: On mismatched shapes, dtypes or devices, or an unknown ``backend``.
+        ValueError: On mismatched shapes, dtypes or devices, or an unknown ``backend`` or
+            ``MMSM_BACKEND``.
     """
     _validate.check_fusion_args(h, k1, k3, k5, alpha)
-    if resolve_backend(backend, h) == 'torch':
+    backend, may_fall_back = resolve_backend(backend, h)
+    if backend == 'torch':
         return state_fusion_ref(h, k1, k3, k5, alpha)
     from .state_fusion.op import state_fusion_triton
-    return state_fusion_triton(h, k1, k3, k5, alpha)
+    return state_fusion_triton(h, k1, k3, k5, alpha, may_fall_back)
 
 
 def structure_aware_ssm(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor,
@@ -115,20 +134,22 @@ def structure_aware_ssm(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tenso
         delta_bias: (D,) or None. k1, k3, k5: Fusion kernels, each (D, 1, 3, 3).
         alpha: (3,). hw: (H, W) of the state map.
         delta_softplus: Apply softplus to ``delta + delta_bias``.
-        backend: 'torch', 'triton' or None (Triton for CUDA tensors, else torch).
+        backend: 'torch', 'triton' or None (``MMSM_BACKEND`` if set, else Triton for CUDA
+            tensors, with the PyTorch path where a kernel cannot run, and torch otherwise).
 
     Returns:
         y, (batch, D, L), dtype of ``u``.
 
     Raises:
         ValueError: On mismatched shapes, dtypes or devices, N != 1, ``hw`` that does not
-            match L, or an unknown ``backend``.
+            match L, or an unknown ``backend`` or ``MMSM_BACKEND``.
     """
     _validate.check_sasf_args(u, delta, A, B, C, D, delta_bias, k1, k3, k5, alpha, hw)
     hw = (int(hw[0]), int(hw[1]))
-    if resolve_backend(backend, u) == 'torch':
+    backend, may_fall_back = resolve_backend(backend, u)
+    if backend == 'torch':
         return structure_aware_ssm_ref(u, delta, A, B, C, D, delta_bias, k1, k3, k5, alpha, hw,
                                        delta_softplus)
     from .sasf.op import structure_aware_ssm_triton
     return structure_aware_ssm_triton(u, delta, A, B, C, D, delta_bias, k1, k3, k5, alpha, hw,
-                                      delta_softplus)
+                                      delta_softplus, may_fall_back)

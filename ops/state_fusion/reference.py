@@ -6,7 +6,6 @@ that padded map, which equals padding by its own dilation because replicate padd
 replicate-padded map is the same clamp to the border. Kernels are read on every call: nothing
 derived from the parameters is cached, so weights never go stale between training and eval.
 """
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 

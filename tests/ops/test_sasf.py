@@ -1,0 +1,72 @@
+"""``structure_aware_ssm`` (scan, fusion, observation) on both backends against the float64
+oracle: values and every gradient.
+
+The Triton cases run under the interpreter on CPU (conftest.py), with NaN-poisoned outputs.
+"""
+import pytest
+import torch
+from op_utils import SASF_NAMES, case, case_id, compare, compare_backends, sasf_inputs
+from spec_oracle import sasf_oracle
+
+from mmspatialmamba.ops import structure_aware_ssm
+from mmspatialmamba.ops.selective_scan import triton_bwd as scan_bwd_mod
+from mmspatialmamba.ops.selective_scan import triton_fwd as scan_fwd_mod
+from mmspatialmamba.ops.state_fusion import triton_bwd as fusion_bwd_mod
+from mmspatialmamba.ops.state_fusion import triton_fwd as fusion_fwd_mod
+
+DIMS = 'BDHW'
+CASES = [
+    *(case('torch', DIMS, shape) for shape in [(1, 4, 1, 1), (2, 8, 1, 13), (2, 8, 13, 1),
+                                               (1, 6, 3, 2), (2, 8, 7, 9)]),
+    case('triton', DIMS, (1, 4, 1, 1)),
+    case('triton', DIMS, (2, 8, 7, 9)),
+    case('triton', DIMS, (1, 16, 3, 2), bias=False, layout='strided'),
+    case('triton', DIMS, (2, 20, 1, 13), softplus=False),   # two channel groups for dC
+    case('triton', DIMS, (1, 5, 11, 1), layout='strided'),
+    case('triton', DIMS, (2, 6, 5, 7), torch.bfloat16, layout='strided'),
+    case('triton', DIMS, (1, 6, 4, 9), torch.float16),
+]
+
+
+@pytest.mark.parametrize('backend,shape,dtype,options', CASES)
+def test_structure_aware_ssm(backend, shape, dtype, options, seed):
+    batch, dim, height, width = shape
+    compare(structure_aware_ssm, sasf_oracle, sasf_inputs(*shape, dtype, **options),
+            SASF_NAMES, dtype, seed, backends=[backend], hw=(height, width),
+            delta_softplus=options.get('softplus', True))
+
+
+def test_gpu_block_sizes(monkeypatch, seed):
+    """The block sizes the launchers pick for CUDA tensors, run under the interpreter: one
+    channel per fusion program and per scan program, several tiles per map."""
+    cuda = torch.device('cuda')
+    for module, name in ((scan_fwd_mod, '_block_sizes'), (scan_bwd_mod, '_block_sizes'),
+                         (fusion_fwd_mod, 'tile_sizes'), (fusion_bwd_mod, 'tile_sizes')):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real: _real(*a[:-1], cuda))
+    compare(structure_aware_ssm, sasf_oracle, sasf_inputs(1, 2, 3, 70, torch.float32),
+            SASF_NAMES, torch.float32, seed, backends=['triton'], hw=(3, 70))
+
+
+GPU_SHAPES = [(2, 8, 1, 37), (2, 64, 56, 57), (1, 16, 200, 336), (2, 512, 7, 12)]
+MODEL_SHAPES = [(128, 64, 56, 56), (2, 64, 200, 336), (2, 512, 25, 42)]
+DTYPES = pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16], ids=['fp32', 'bf16'])
+
+
+@pytest.mark.cuda
+@DTYPES
+@pytest.mark.parametrize('shape', GPU_SHAPES, ids=[case_id(DIMS, s) for s in GPU_SHAPES])
+def test_cuda_matches_oracle(shape, dtype, seed):
+    """Both backends on CUDA tensors against the oracle."""
+    compare(structure_aware_ssm, sasf_oracle, sasf_inputs(*shape, dtype, torch.device('cuda')),
+            SASF_NAMES, dtype, seed, backends=['torch', 'triton'], hw=shape[2:])
+
+
+@pytest.mark.cuda
+@DTYPES
+@pytest.mark.parametrize('shape', MODEL_SHAPES, ids=[case_id(DIMS, s) for s in MODEL_SHAPES])
+def test_cuda_triton_matches_torch(shape, dtype, seed):
+    """Triton against the PyTorch path on CUDA at the models' shapes (224 classification
+    batch 128 stage 1; 800x1344 detection stages 1 and 4)."""
+    compare_backends(structure_aware_ssm, sasf_inputs(*shape, dtype, torch.device('cuda')),
+                     SASF_NAMES, dtype, seed, hw=shape[2:])
