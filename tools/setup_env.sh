@@ -65,12 +65,12 @@ if ! have mmcv "$MMCV_VERSION"; then
     "${PIP[@]}" --find-links "$WHEELS" "mmcv==$MMCV_VERSION"
 fi
 
-step "mmengine $MMENGINE_VERSION, mmdet $MMDET_VERSION, mmsegmentation $MMSEG_VERSION, triton, pytest"
+step "mmengine $MMENGINE_VERSION, mmdet $MMDET_VERSION, mmsegmentation $MMSEG_VERSION, triton, onnx, onnxruntime, pytest"
 if ! (have mmengine "$MMENGINE_VERSION" && have mmdet "$MMDET_VERSION" \
       && have mmsegmentation "$MMSEG_VERSION" \
-      && "$PY" -c 'import triton, pytest, ftfy, regex' 2>/dev/null); then
+      && "$PY" -c 'import triton, pytest, ftfy, regex, onnx, onnxruntime, onnxscript' 2>/dev/null); then
     "${PIP[@]}" "mmengine==$MMENGINE_VERSION" "mmdet==$MMDET_VERSION" \
-        "mmsegmentation==$MMSEG_VERSION" ftfy regex pytest triton
+        "mmsegmentation==$MMSEG_VERSION" ftfy regex pytest triton onnx onnxruntime onnxscript
 fi
 
 step "mmspatialmamba (editable)"

@@ -57,9 +57,9 @@ def scan_float64(u, delta, A, B, delta_bias=None, delta_softplus=True):
     dt = delta.double() + (delta_bias.double()[:, None] if delta_bias is not None else 0)
     if delta_softplus:
         dt = torch.where(dt <= 20, torch.log1p(torch.exp(dt)), dt)
-    decay = torch.exp(dt[:, :, None] * A.double()[None, :, :, None])
+    log_decay = dt[:, :, None] * A.double()[None, :, :, None]
     inp = (dt * u.double())[:, :, None] * B.double()[:, None]
-    return linear_scan(decay, inp)
+    return linear_scan(log_decay, inp)
 
 
 def test_long_sequence(seed):

@@ -1,0 +1,1 @@
+"""Deployment: ONNX export with standard operators (see :mod:`.onnx_export`)."""
