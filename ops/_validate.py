@@ -114,8 +114,10 @@ def check_sasf_args(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D
     check_shape('C', C, (batch, 1, length), '(batch, N, L)')
     check_tensor('D', D, 1)
     check_shape('D', D, (dim,), '(D,)')
+    # Under torch.jit.trace (TorchScript ONNX export) sizes read from ``x.shape`` are 0-dim
+    # integer tensors; they are accepted like ints.
     if (not isinstance(hw, (tuple, list)) or len(hw) != 2
-            or not all(isinstance(s, int) and s > 0 for s in hw)):
+            or not all(_is_int(s) and s > 0 for s in hw)):
         raise ValueError(f'hw must be a pair of positive ints (H, W), got {hw!r}')
     if hw[0] * hw[1] != length:
         raise ValueError(f'hw = {tuple(hw)} gives H*W = {hw[0] * hw[1]}, '
@@ -127,3 +129,10 @@ def check_sasf_args(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D
     check_shape('alpha', alpha, (3,), '(3,)')
     check_activation_dtypes(u=u, delta=delta, B=B, C=C)
     check_same_device(u=u, C=C, D=D, k1=k1, k3=k3, k5=k5, alpha=alpha)
+
+
+def _is_int(size) -> bool:
+    """An int, or a 0-dim integer tensor (a traced size)."""
+    if isinstance(size, Tensor):
+        return size.dim() == 0 and not size.is_floating_point() and not size.is_complex()
+    return isinstance(size, int)

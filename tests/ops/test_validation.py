@@ -69,6 +69,7 @@ def test_state_fusion_rejects(change, match):
 @pytest.mark.parametrize('change, match', [
     (dict(hw=(3, 3)), r'H\*W = 9, but u has L = 6'),
     (dict(hw=6), r'hw must be a pair of positive ints'),
+    (dict(hw=(torch.tensor(2.0), torch.tensor(3.0))), r'hw must be a pair of positive ints'),
     (dict(C=torch.randn(2, 1, 5)), r'C must have shape \(batch, N, L\)'),
     (dict(D=torch.randn(5)), r'D must have shape \(D,\)'),
     (dict(A=-torch.rand(4, 2), B=torch.randn(2, 2, 6)), r'needs d_state N = 1'),
@@ -78,3 +79,12 @@ def test_structure_aware_ssm_rejects(change, match):
     args.update(change)
     with pytest.raises(ValueError, match=match):
         structure_aware_ssm(**args)
+
+
+def test_traced_sizes_are_accepted():
+    """Under ``torch.jit.trace`` (TorchScript ONNX export) sizes read from a shape are 0-dim
+    integer tensors: they work like ints."""
+    args = sasf_args()
+    expected = structure_aware_ssm(**args, backend='torch')
+    args['hw'] = (torch.tensor(2), torch.tensor(3))
+    torch.testing.assert_close(structure_aware_ssm(**args, backend='torch'), expected)
