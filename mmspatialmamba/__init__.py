@@ -14,5 +14,5 @@ if tuple(int(p) for p in torch.__version__.split('.')[:2]) < _MIN_TORCH:
                       f'(torch.library custom ops), found {torch.__version__}; '
                       'upgrade torch, e.g. pip install torch==2.13.0')
 
-from . import compat  # noqa: E402,F401  (registers the checkpoint loader fix)
+from . import checkpoint_io  # noqa: E402,F401  (registers mmengine's safe local loader)
 from .models import *  # noqa: E402,F401,F403
