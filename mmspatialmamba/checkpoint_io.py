@@ -63,10 +63,28 @@ def _numpy_globals() -> List[SafeGlobal]:
     return [np.ndarray, np.dtype, *dtype_classes, *helpers]
 
 
+_HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
+
+
+def _history_buffer_method(owner: Any, name: str) -> Callable:
+    """Stands in for ``builtins.getattr``, which only ever fetches a statistics method here.
+
+    A pickled ``HistoryBuffer`` carries its ``statistics_methods`` (``HistoryBuffer.min``...),
+    which protocol 2 writes as ``getattr(HistoryBuffer, 'min')``. The real ``getattr`` would
+    reach any attribute of any allowed object; this one returns only those four methods.
+    """
+    if owner is HistoryBuffer and name in _HISTORY_BUFFER_METHODS:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'the checkpoint asks for getattr({owner!r}, {name!r}); only '
+        f'HistoryBuffer.{{{", ".join(_HISTORY_BUFFER_METHODS)}}} are allowed')
+
+
 # What mmengine 0.10.7 checkpoints need beyond torch's default allow-list (checked with
 # torch.serialization.get_unsafe_globals_in_checkpoint on a Runner checkpoint with optimizer,
 # param scheduler and message_hub; tests/test_safe_loading.py keeps it checked).
-MMENGINE_CHECKPOINT_GLOBALS: List[SafeGlobal] = [HistoryBuffer, *_numpy_globals()]
+MMENGINE_CHECKPOINT_GLOBALS: List[SafeGlobal] = [
+    HistoryBuffer, (_history_buffer_method, 'builtins.getattr'), *_numpy_globals()]
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
@@ -145,10 +163,9 @@ def load_checkpoint_file(filename: str, map_location: Any = None) -> Any:
     if not checkpoints_trusted():
         raise UnsafeCheckpointError(
             f'checkpoint {filename!r} cannot be loaded with weights_only=True: {reason}. '
-            'Unpickling it fully could run code from the file. If you trust this file, pass '
-            f'{TRUST_FLAG} (tools/train.py, test.py, infer.py) or set {TRUST_ENV}=1; '
-            'otherwise re-save its tensors from a trusted environment, e.g. '
-            "torch.save({'state_dict': model.state_dict()}, path)")
+            'Unpickling it fully could run code from the file. If you trust this file (you know '
+            f'who made it), pass {TRUST_FLAG} to tools/train.py, test.py or infer.py, or set '
+            f'{TRUST_ENV}=1; otherwise do not load it')
     print_log(f'{TRUST_ENV}: loading {filename!r} with weights_only=False because {reason}; '
               'unpickling it can run any code the file contains', logger='current',
               level=logging.WARNING)

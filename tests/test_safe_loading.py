@@ -6,15 +6,18 @@ unpickled it would create MARKER. The paths: mmengine's ``load_checkpoint`` and
 and ``resume``. The tools (train/test/infer) are checked in tests/tools/test_safe_tools.py.
 """
 import fractions
+import itertools
 import logging
+import os
 import os.path as osp
+import pickle
 import zipfile
 
 import numpy as np
 import pytest
 import torch
 from crafted_checkpoint import save_crafted
-from mmengine.logging import MMLogger
+from mmengine.logging import HistoryBuffer, MMLogger
 from mmengine.model import BaseModel
 from mmengine.runner import CheckpointLoader, Runner, load_checkpoint
 from torch import nn
@@ -43,6 +46,9 @@ def test_crafted_checkpoint_runs_code_when_fully_unpickled(tmp_path):
     assert osp.exists(marker)
 
 
+_RUNS = itertools.count()  # each Runner needs its own experiment name
+
+
 class ToyModel(BaseModel):
     """A one-layer model for Runners that train in a second."""
 
@@ -60,7 +66,7 @@ def toy_runner(work_dir: str, max_iters: int, **kwargs) -> Runner:
     data = [dict(inputs=torch.full((2,), float(i))) for i in range(4)]
     return Runner(
         model=ToyModel(), work_dir=work_dir,
-        experiment_name=f'{osp.basename(work_dir)}_{max_iters}_{sorted(kwargs)}',
+        experiment_name=f'toy_{next(_RUNS)}',
         train_dataloader=dict(dataset=data, sampler=dict(type='DefaultSampler', shuffle=False),
                               batch_size=2, collate_fn=dict(type='pseudo_collate')),
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
@@ -91,23 +97,52 @@ def test_mmengine_checkpoint_needs_only_the_allowed_globals(runner_checkpoint):
         MMENGINE_CHECKPOINT_GLOBALS)
     checkpoint = load_checkpoint_file(runner_checkpoint)
     assert checkpoint['meta']['iter'] == 2 and 'optimizer' in checkpoint
-    assert torch.serialization.get_safe_globals() == [], 'the allow-list leaked process-wide'
+    leaked = set(MMENGINE_CHECKPOINT_GLOBALS) & set(torch.serialization.get_safe_globals())
+    assert not leaked, 'the allow-list leaked process-wide'
 
 
 def test_allowed_globals_have_no_code_running_escape_hatch():
     names = _names(MMENGINE_CHECKPOINT_GLOBALS)
-    assert all(n.startswith(('numpy.', 'mmengine.logging.')) for n in names), names
-    assert not {'numpy.dtypes.ObjectDType', 'builtins.getattr', 'builtins.eval'} & names
+    assert all(n.startswith(('numpy.', 'mmengine.logging.')) for n in names - {
+        'builtins.getattr'}), names
+    assert 'numpy.dtypes.ObjectDType' not in names
+    stand_in = dict((name, g) for g, name in (g for g in MMENGINE_CHECKPOINT_GLOBALS
+                                              if isinstance(g, tuple)))['builtins.getattr']
+    assert stand_in is not getattr
+    assert stand_in(HistoryBuffer, 'mean') is HistoryBuffer.mean
+    for owner, name in [(HistoryBuffer, '__init__'), (os, 'system'), (HistoryBuffer(), 'min')]:
+        with pytest.raises(pickle.UnpicklingError, match='only HistoryBuffer'):
+            stand_in(owner, name)
+
+
+def test_getattr_beyond_statistics_methods_is_refused(tmp_path, monkeypatch):
+    """A file that uses the allowed getattr name to reach another attribute does not get it."""
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    escape = str(tmp_path / 'getattr.pth')
+    torch.save({'payload': _GetattrEscape()}, escape)
+    assert 'builtins.getattr' in torch.serialization.get_unsafe_globals_in_checkpoint(escape)
+    with pytest.raises(UnsafeCheckpointError, match='only HistoryBuffer'):
+        load_checkpoint_file(escape)
+
+
+class _GetattrEscape:
+    """Pickles as ``getattr(HistoryBuffer, '_set_default_statistics')``."""
+
+    def __reduce__(self):
+        return getattr, (HistoryBuffer, '_set_default_statistics')
 
 
 def test_user_safe_globals_survive_a_load(runner_checkpoint):
     """Globals the user allowed process-wide stay allowed after our scoped allow-list."""
+    before = set(torch.serialization.get_safe_globals())
     torch.serialization.add_safe_globals([np.ndarray, fractions.Fraction])
     try:
         load_checkpoint_file(runner_checkpoint)
-        assert set(torch.serialization.get_safe_globals()) == {np.ndarray, fractions.Fraction}
+        after = set(torch.serialization.get_safe_globals())
+        assert after == before | {np.ndarray, fractions.Fraction}
     finally:
-        torch.serialization.clear_safe_globals()
+        torch.serialization._weights_only_unpickler._remove_safe_globals(
+            [np.ndarray, fractions.Fraction])
 
 
 def test_runner_resumes_from_its_checkpoint(runner_checkpoint, tmp_path):
