@@ -5,8 +5,10 @@ A checkpoint is a pickle, and a pickle can name any importable callable (``os.sy
 downloaded file is a remote-code-execution path. Every load here is therefore
 ``weights_only=True``, where torch only rebuilds tensors and plain containers, plus exactly
 the data types that mmengine's own checkpoints hold (:data:`MMENGINE_CHECKPOINT_GLOBALS`:
-``message_hub`` pickles ``HistoryBuffer`` objects of numpy arrays and scalars). Those extra
-globals are allowed only for the duration of one load, never process-wide.
+``message_hub`` pickles ``HistoryBuffer`` objects of numpy arrays and scalars), and the
+release's ImageNet files are read with their pickled training config as a plain mapping
+(:data:`RELEASE_CHECKPOINT_GLOBALS`). Those extra globals are allowed only for the duration
+of one load, never process-wide.
 
 A file that needs anything else raises :class:`UnsafeCheckpointError`, naming the file, the
 globals it needs and the opt-in for a trusted file: ``--trust-checkpoint`` on the tools or
@@ -32,6 +34,7 @@ import os
 import os.path as osp
 import pickle
 import re
+from collections import OrderedDict
 from typing import Any, Callable, Iterator, List, Sequence, Tuple, Union
 
 import numpy as np
@@ -85,6 +88,13 @@ def _history_buffer_method(owner: Any, name: str) -> Callable:
 # param scheduler and message_hub; tests/test_safe_loading.py keeps it checked).
 MMENGINE_CHECKPOINT_GLOBALS: List[SafeGlobal] = [
     HistoryBuffer, (_history_buffer_method, 'builtins.getattr'), *_numpy_globals()]
+
+# The release's ImageNet checkpoints are written by its classification/utils/utils.py
+# (``save_checkpoint_ema``), which also stores the training config, a yacs ``CfgNode`` (a
+# dict subclass), under 'config'. That name is mapped to ``OrderedDict``, which torch already
+# allows: the config loads as a plain mapping, no yacs code runs and yacs need not be
+# installed. Written from the release's code; the published files were not inspected.
+RELEASE_CHECKPOINT_GLOBALS: List[SafeGlobal] = [(OrderedDict, 'yacs.config.CfgNode')]
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
@@ -152,7 +162,7 @@ def load_checkpoint_file(filename: str, map_location: Any = None) -> Any:
         UnsafeCheckpointError: If the file needs other globals and the user did not opt in
             (``MMSM_TRUST_CHECKPOINTS=1`` / ``--trust-checkpoint``).
     """
-    with _allowing(MMENGINE_CHECKPOINT_GLOBALS):
+    with _allowing(MMENGINE_CHECKPOINT_GLOBALS + RELEASE_CHECKPOINT_GLOBALS):
         try:
             return torch.load(filename, map_location=map_location, weights_only=True)
         except pickle.UnpicklingError as error:

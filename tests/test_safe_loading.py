@@ -11,6 +11,9 @@ import logging
 import os
 import os.path as osp
 import pickle
+import sys
+import types
+from collections import OrderedDict
 import zipfile
 
 import numpy as np
@@ -260,4 +263,45 @@ def test_not_a_checkpoint_is_refused_without_running_anything(tmp_path):
     path.write_text('not a checkpoint')
     with pytest.raises(UnsafeCheckpointError, match='weights-only unpickler stopped'):
         load_checkpoint_file(str(path))
+
+
+
+def _fake_yacs(monkeypatch) -> type:
+    """Install a module ``yacs.config`` whose ``CfgNode`` pickles as yacs' does.
+
+    yacs' ``CfgNode`` is a dict subclass that keeps its flags in ``__dict__``; pickle only
+    records its name, so a stand-in with the same layout writes the same kind of file.
+    """
+    class CfgNode(dict):
+        def __init__(self, items=()):
+            super().__init__(items)
+            self.__dict__.update({'__immutable__': False, '__deprecated_keys__': set(),
+                                  '__renamed_keys__': {}, '__new_allowed__': False})
+
+    module = types.ModuleType('yacs.config')
+    CfgNode.__module__, CfgNode.__qualname__ = 'yacs.config', 'CfgNode'
+    module.CfgNode = CfgNode
+    monkeypatch.setitem(sys.modules, 'yacs', types.ModuleType('yacs'))
+    monkeypatch.setitem(sys.modules, 'yacs.config', module)
+    return CfgNode
+
+
+def test_release_imagenet_checkpoint_with_yacs_config_loads(tmp_path, monkeypatch):
+    """The release's ImageNet files keep their yacs config: it loads as a plain mapping."""
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    CfgNode = _fake_yacs(monkeypatch)
+    state = SpatialMamba(arch=TINY).state_dict()
+    config = CfgNode({'MODEL': CfgNode({'TYPE': 'spatialmamba', 'DROP_PATH_RATE': 0.2}),
+                      'TRAIN': CfgNode({'EPOCHS': 300, 'BASE_LR': 1e-3})})
+    path = str(tmp_path / 'in1k.pth')
+    torch.save({'model': state, 'config': config, 'epoch': 299, 'max_accuracy': 83.5,
+                'optimizer': {'state': {}, 'param_groups': []}}, path)
+    monkeypatch.delitem(sys.modules, 'yacs.config')  # yacs need not be installed to load it
+    monkeypatch.delitem(sys.modules, 'yacs')
+    checkpoint = load_checkpoint_file(path)
+    assert type(checkpoint['config']) is OrderedDict
+    assert checkpoint['config']['MODEL']['DROP_PATH_RATE'] == 0.2
+    model = SpatialMamba(arch=TINY, init_cfg=dict(type='Pretrained', checkpoint=path))
+    model.init_weights()
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
 
