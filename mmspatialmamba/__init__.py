@@ -2,7 +2,8 @@
 
 Importing the package registers ``SpatialMamba`` and ``MM_SpatialMamba`` in mmengine's root
 ``MODELS`` registry, so configs only need
-``custom_imports = dict(imports=['mmspatialmamba'], allow_failed_imports=False)``.
+``custom_imports = dict(imports=['mmspatialmamba'], allow_failed_imports=False)``. It also
+makes mmengine load local checkpoints with ``weights_only=True`` (see :mod:`.checkpoint_io`).
 """
 import torch
 
