@@ -56,7 +56,10 @@ def _numpy_globals() -> List[SafeGlobal]:
     ``numpy.core.multiarray.*``: both names map to the installed functions, so checkpoints
     written under either load under either. Object arrays are not allowed.
     """
-    multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy 1
+        from numpy.core import multiarray
     helpers = [(getattr(multiarray, name), f'{package}.multiarray.{name}')
                for name in ('_reconstruct', 'scalar')
                for package in ('numpy._core', 'numpy.core')]
@@ -176,9 +179,9 @@ def load_checkpoint_file(filename: str, map_location: Any = None) -> Any:
             'Unpickling it fully could run code from the file. If you trust this file (you know '
             f'who made it), pass {TRUST_FLAG} to tools/train.py, test.py or infer.py, or set '
             f'{TRUST_ENV}=1; otherwise do not load it')
-    print_log(f'{TRUST_ENV}: loading {filename!r} with weights_only=False because {reason}; '
-              'unpickling it can run any code the file contains', logger='current',
-              level=logging.WARNING)
+    print_log(f'trusted ({TRUST_FLAG} / {TRUST_ENV}=1): loading {filename!r} with '
+              f'weights_only=False because {reason}; unpickling it can run any code the file '
+              'contains', logger='current', level=logging.WARNING)
     return torch.load(filename, map_location=map_location, weights_only=False)
 
 
