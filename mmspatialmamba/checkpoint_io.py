@@ -100,8 +100,11 @@ MMENGINE_CHECKPOINT_GLOBALS: List[SafeGlobal] = [
 RELEASE_CHECKPOINT_GLOBALS: List[SafeGlobal] = [(OrderedDict, 'yacs.config.CfgNode')]
 
 
-class UnsafeCheckpointError(pickle.UnpicklingError):
-    """A checkpoint needs globals that a ``weights_only`` load does not allow."""
+class UnsafeCheckpointError(pickle.UnpicklingError, ValueError):
+    """A checkpoint needs globals that a ``weights_only`` load does not allow.
+
+    Also a ``ValueError`` (bad input), so tools that report those as one line report it so.
+    """
 
 
 def checkpoints_trusted() -> bool:

@@ -14,6 +14,7 @@ from tiny_runs import dump, run_tool, tiny_config
 
 from mmspatialmamba.apis import init_model
 from mmspatialmamba.checkpoint_io import TRUST_ENV
+from mmspatialmamba.datasets import coco_metainfo
 
 DET = 'maskrcnn_spatialmamba_t_coco'
 
@@ -51,7 +52,8 @@ def test_infer_trust_flag_loads_foreign_checkpoint_with_warning(det_config, coco
     monkeypatch.delenv(TRUST_ENV, raising=False)
     checkpoint = str(tmp_path / 'foreign.pth')
     model = init_model(det_config)
-    torch.save({'state_dict': model.state_dict(), 'meta': {'ratio': fractions.Fraction(1, 3)}},
+    torch.save({'state_dict': model.state_dict(),
+                'meta': {'dataset_meta': coco_metainfo(), 'ratio': fractions.Fraction(1, 3)}},
                checkpoint)
     args = ['tools/infer.py', det_config, checkpoint, _image(coco_root),
             '--out', str(tmp_path / 'out.png')]
