@@ -57,8 +57,6 @@ def test_infer_trust_flag_loads_foreign_checkpoint_with_warning(det_config, coco
                checkpoint)
     args = ['tools/infer.py', det_config, checkpoint, _image(coco_root),
             '--out', str(tmp_path / 'out.png')]
-    refused = run_tool(args, check=False)
-    assert refused.returncode != 0 and "needs ['fractions.Fraction']" in refused.stderr
     trusted = run_tool(args + ['--trust-checkpoint'])
     output = trusted.stdout + trusted.stderr
     assert 'weights_only=False' in output and 'fractions.Fraction' in output, output[-3000:]
