@@ -1,6 +1,7 @@
 """The set-up script names the failing step and the fix, and shows the mmcv build's progress."""
 import os
 import subprocess
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -59,3 +60,24 @@ def test_run_with_progress_reports_while_building_and_returns_status(tmp_path):
     assert log.read_text().count('c++ unit') == 3  # the build's own output goes to the log
     failed = _bash(f"run_with_progress mmcv {log} 5 bash -c 'echo oops; exit 3'")
     assert failed.returncode == 3 and 'exit status 3' in failed.stderr
+
+
+def test_stopping_setup_stops_the_build(tmp_path):
+    """A killed set-up leaves no compiler running (the build has its own process group)."""
+    pid_file, log = tmp_path / 'build.pid', tmp_path / 'build.log'
+    script = (f'set -euo pipefail; source {PROGRESS}; '
+              f"run_with_progress mmcv {log} 1 bash -c 'echo $$ > {pid_file}; sleep 300'")
+    setup = subprocess.Popen(['bash', '-c', script], stderr=subprocess.PIPE, text=True)
+    for _ in range(100):
+        if pid_file.exists() and pid_file.read_text().strip():
+            break
+        time.sleep(0.1)
+    build_pid = int(pid_file.read_text())
+    setup.terminate()
+    assert setup.wait(timeout=30) == 130
+    assert 'mmcv: build stopped' in setup.stderr.read()
+    for _ in range(50):
+        if not os.path.exists(f'/proc/{build_pid}'):
+            break
+        time.sleep(0.1)
+    assert not os.path.exists(f'/proc/{build_pid}'), 'the build outlived the set-up'

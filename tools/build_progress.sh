@@ -13,8 +13,8 @@ format_duration() {
 # ninja_units LOG: "DONE TOTAL" from the last ninja status line ("[37/77] c++ ...") in LOG,
 # or nothing before ninja has started.
 ninja_units() {
-    grep -oE '(^|[[:space:]])\[[0-9]+/[0-9]+\] ' "$1" 2>/dev/null | tail -n 1 | tr -d '[] ' | tr '/' ' ' \
-        || true
+    grep -oE '(^|[[:space:]])\[[0-9]+/[0-9]+\] ' "$1" 2>/dev/null | tail -n 1 \
+        | tr -d '[] ' | tr '/' ' ' || true
 }
 
 # progress_line LABEL LOG ELAPSED: the line run_with_progress prints.
@@ -22,7 +22,8 @@ progress_line() {
     local label="$1" log="$2" elapsed="$3" units done total rest=""
     units="$(ninja_units "$log")"
     if [ -z "$units" ]; then
-        echo "[setup] $label: preparing the build (no unit compiled yet), $(format_duration "$elapsed") elapsed (log: $log)"
+        echo "[setup] $label: preparing the build (no unit compiled yet)," \
+             "$(format_duration "$elapsed") elapsed (log: $log)"
         return
     fi
     read -r done total <<<"$units"
@@ -31,16 +32,23 @@ progress_line() {
     elif [ "$done" -eq "$total" ]; then
         rest=", linking and packing the wheel"
     fi
-    echo "[setup] $label: $done/$total units, $(format_duration "$elapsed") elapsed$rest (log: $log)"
+    echo "[setup] $label: $done/$total units, $(format_duration "$elapsed") elapsed$rest" \
+         "(log: $log)"
 }
 
 # run_with_progress LABEL LOG INTERVAL COMMAND...: run COMMAND with stdout and stderr in LOG,
 # print progress_line to stderr every INTERVAL seconds; return COMMAND's exit status.
+# COMMAND runs in its own process group (set -m), so that Ctrl-C or a kill of this script
+# stops the whole build (compiler processes included) instead of leaving it running.
 run_with_progress() {
     local label="$1" log="$2" interval="$3" start=$SECONDS pid status=0 waited=0
     shift 3
-    "$@" >"$log" 2>&1 &
+    set -m
+    "$@" </dev/null >"$log" 2>&1 &
     pid=$!
+    set +m
+    trap 'kill -TERM -- "-$pid" 2>/dev/null; echo "[setup] $label: build stopped" >&2; exit 130' \
+        INT TERM
     while kill -0 "$pid" 2>/dev/null; do
         sleep 1
         waited=$((waited + 1))
@@ -50,6 +58,8 @@ run_with_progress() {
         fi
     done
     wait "$pid" || status=$?
-    echo "[setup] $label: finished in $(format_duration $((SECONDS - start))) (exit status $status, log: $log)" >&2
+    trap - INT TERM
+    echo "[setup] $label: finished in $(format_duration $((SECONDS - start)))" \
+         "(exit status $status, log: $log)" >&2
     return "$status"
 }
