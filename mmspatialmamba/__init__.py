@@ -2,7 +2,8 @@
 
 Importing the package registers ``SpatialMamba`` and ``MM_SpatialMamba`` in mmengine's root
 ``MODELS`` registry, so configs only need
-``custom_imports = dict(imports=['mmspatialmamba'], allow_failed_imports=False)``.
+``custom_imports = dict(imports=['mmspatialmamba'], allow_failed_imports=False)``. It also
+makes mmengine load local checkpoints with ``weights_only=True`` (see :mod:`.checkpoint_io`).
 """
 import torch
 
@@ -14,5 +15,5 @@ if tuple(int(p) for p in torch.__version__.split('.')[:2]) < _MIN_TORCH:
                       f'(torch.library custom ops), found {torch.__version__}; '
                       'upgrade torch, e.g. pip install torch==2.13.0')
 
-from . import compat  # noqa: E402,F401  (registers the checkpoint loader fix)
+from . import checkpoint_io  # noqa: E402,F401  (registers mmengine's safe local loader)
 from .models import *  # noqa: E402,F401,F403

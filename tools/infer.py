@@ -11,6 +11,7 @@ import os.path as osp
 from mmengine.config import DictAction
 
 from mmspatialmamba.apis import draw_result, inference, init_model
+from mmspatialmamba.checkpoint_io import add_trust_argument, apply_trust_argument
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -26,11 +27,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='segmentation: opacity of the label overlay')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
                         help='override config keys')
+    add_trust_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    apply_trust_argument(args)
     try:
         if not osp.isfile(args.image):
             raise FileNotFoundError(f'image {args.image!r} does not exist')

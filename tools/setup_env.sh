@@ -3,15 +3,19 @@
 #
 # Idempotent: every step first checks whether its result is already there, so a second run
 # with everything installed takes seconds. mmcv 2.1.0 has no wheel for torch 2.13 on PyPI and
-# is compiled from source once (about 6-10 minutes on 2 cores); the built wheel is kept in
+# is compiled from source once (6-10 minutes on 2 idle cores, longer on a busy machine; a line
+# every 15 s shows the units compiled and the log's path); the built wheel is kept in
 # $MMSM_WHEEL_CACHE (default ~/.cache/mmspatialmamba/wheels), outside the clone, so a fresh
-# clone on the same machine reuses it. Versions and the reasons for each flag: ../shared/STACK.md.
+# clone on the same machine reuses it. Versions and the reasons for each flag: docs/stack.md.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 WHEELS="${MMSM_WHEEL_CACHE:-$HOME/.cache/mmspatialmamba/wheels}"
 PYTHON="${PYTHON:-python3}"
+PROGRESS_EVERY="${MMSM_PROGRESS_EVERY:-15}"  # seconds between progress lines of the mmcv build
+# shellcheck source=tools/build_progress.sh
+source "$ROOT/tools/build_progress.sh"
 
 TORCH_VERSION=2.13.0
 MMCV_VERSION=2.1.0
@@ -58,9 +62,13 @@ step "mmcv $MMCV_VERSION (compiled from source once, cached in $WHEELS)"
 if ! have mmcv "$MMCV_VERSION"; then
     mkdir -p "$WHEELS"
     if ! ls "$WHEELS"/mmcv-"$MMCV_VERSION"-*.whl >/dev/null 2>&1; then
-        echo "[setup] compiling mmcv $MMCV_VERSION with CPU ops: about 6-10 minutes on 2 cores" >&2
-        MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
-            "$PY" -m pip wheel -q --no-deps --no-build-isolation -w "$WHEELS" "mmcv==$MMCV_VERSION"
+        LOG="$WHEELS/mmcv-$MMCV_VERSION-build.log"
+        echo "[setup] compiling mmcv $MMCV_VERSION with CPU ops: 6-10 minutes on" \
+             "2 idle cores, longer on a busy machine; progress every ${PROGRESS_EVERY}s" >&2
+        run_with_progress mmcv "$LOG" "$PROGRESS_EVERY" \
+            env MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
+            "$PY" -m pip wheel -v --no-deps --no-build-isolation -w "$WHEELS" "mmcv==$MMCV_VERSION" \
+            || fail "compiling mmcv failed; the compiler's messages are in $LOG (tail -50 $LOG)."
     fi
     "${PIP[@]}" --find-links "$WHEELS" "mmcv==$MMCV_VERSION"
 fi

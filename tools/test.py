@@ -14,8 +14,9 @@ from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-import mmspatialmamba  # noqa: F401  (registers the backbone and the checkpoint-loader fix)
+import mmspatialmamba  # noqa: F401  (registers the backbone and the safe checkpoint loader)
 from mmspatialmamba.apis.preflight import check_datasets, config_scope, setup_launcher
+from mmspatialmamba.checkpoint_io import add_trust_argument, apply_trust_argument
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -35,6 +36,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='override config keys, e.g. test_dataloader.dataset.data_root=...')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher (pytorch = torchrun)')
+    add_trust_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -87,6 +89,7 @@ def build_config(args: argparse.Namespace) -> Config:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    apply_trust_argument(args)
     try:
         cfg = build_config(args)
         check_datasets(cfg, ['test'])

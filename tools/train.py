@@ -16,9 +16,10 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner, find_latest_checkpoint
 
-import mmspatialmamba  # noqa: F401  (registers the backbone and the checkpoint-loader fix)
+import mmspatialmamba  # noqa: F401  (registers the backbone and the safe checkpoint loader)
 from mmspatialmamba.apis.preflight import (check_datasets, check_pretrained, config_scope,
                                            setup_launcher)
+from mmspatialmamba.checkpoint_io import add_trust_argument, apply_trust_argument
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -39,6 +40,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'model.backbone.init_cfg.checkpoint=/path/to/in1k.pth')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher (pytorch = torchrun)')
+    add_trust_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -74,6 +76,7 @@ def build_config(args: argparse.Namespace) -> Config:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    apply_trust_argument(args)
     try:
         cfg = build_config(args)
         resumes = cfg.get('resume') and (cfg.get('load_from') or
