@@ -18,6 +18,8 @@ import argparse
 import sys
 from typing import List, Optional
 
+from mmspatialmamba.checkpoint_io import add_trust_argument, apply_trust_argument
+
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -34,6 +36,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--tolerance', type=float, default=1e-4,
                         help='largest relative error accepted (default: 1e-4, float32)')
     parser.add_argument('--repeats', type=int, default=3, help='timed runs of each (median)')
+    add_trust_argument(parser)
     args = parser.parse_args(argv)
     if min(args.shape) < 32:
         parser.error(f'--shape must be at least 32 32 (the network downsamples 32x), '
@@ -58,6 +61,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1
     if args.checkpoint:
         from mmengine.runner import load_checkpoint
+        apply_trust_argument(args)
         load_checkpoint(model, args.checkpoint, map_location='cpu')
     model.eval()
     if args.backbone_only:
