@@ -25,6 +25,7 @@ Smoke test without a GPU (tiny shapes, Triton under the interpreter, wall-clock 
     python benchmarks/bench_ops.py --device cpu --small
 """
 import argparse
+import functools
 import itertools
 import json
 import os
@@ -88,6 +89,12 @@ def sasf_callable(backend, inputs, hw):
     return lambda: structure_aware_ssm(*args, hw, backend=backend)
 
 
+def kernel_timer(device):
+    """Median ms of a callable; on the CPU (a smoke test, times mean nothing) one call."""
+    from mmspatialmamba.analysis.timing import kernel_time_ms
+    return functools.partial(kernel_time_ms, device=device, cpu_warmup=0, cpu_iters=1)
+
+
 def fwd_bwd(fn, inputs):
     import torch
     leaves = [v for v in inputs.values() if v.requires_grad]
@@ -101,7 +108,8 @@ def fwd_bwd(fn, inputs):
 def bench_sasf(args, dtype):
     """Yield one row per (shape, backend) of the SASF core."""
     import torch
-    from mmspatialmamba.analysis.timing import kernel_time_ms, peak_memory_mib
+    from mmspatialmamba.analysis.timing import peak_memory_mib
+    bench = kernel_timer(args.device)
     shapes = SMALL_SHAPES if args.small else SHAPES
     for name, (shape, rel_fwd, rel_fb) in shapes.items():
         batch, dim, height, width = shape
@@ -110,9 +118,9 @@ def bench_sasf(args, dtype):
             inputs = make_inputs(shape, dtype, args.device, requires_grad=True)
             fn = sasf_callable(backend, inputs, (height, width))
             with torch.no_grad():
-                t_fwd = kernel_time_ms(fn, args.device)
+                t_fwd = bench(fn)
             run = fwd_bwd(fn, inputs)
-            t_fb = kernel_time_ms(run, args.device)
+            t_fb = bench(run)
             yield dict(
                 shape=name, dims=list(shape), backend=backend, fwd_ms=t_fwd, fwd_bwd_ms=t_fb,
                 fwd_gbps=floor_bytes / t_fwd / 1e6, fwd_bwd_gbps=2 * floor_bytes / t_fb / 1e6,
@@ -126,7 +134,8 @@ def bench_sasf(args, dtype):
 def bench_scan(args, dtype):
     """Yield one row per backend of the selective scan alone."""
     import torch
-    from mmspatialmamba.analysis.timing import kernel_time_ms, peak_memory_mib
+    from mmspatialmamba.analysis.timing import peak_memory_mib
+    bench = kernel_timer(args.device)
     from mmspatialmamba.ops import selective_scan
     batch, dim, length = (1, 4, 50) if args.small else SCAN_SHAPE
     for backend in args.backends:
@@ -140,10 +149,10 @@ def bench_scan(args, dtype):
         def fn():
             return selective_scan(u, delta, A, B, bias, backend=backend)
         with torch.no_grad():
-            t_fwd = kernel_time_ms(fn, args.device)
+            t_fwd = bench(fn)
         run = fwd_bwd(fn, dict(u=u, delta=delta, A=A, B=B, bias=bias))
         yield dict(shape=f'scan-{batch}x{dim}x{length}', dims=[batch, dim, length],
-                   backend=backend, fwd_ms=t_fwd, fwd_bwd_ms=kernel_time_ms(run, args.device),
+                   backend=backend, fwd_ms=t_fwd, fwd_bwd_ms=bench(run),
                    release_fwd_ms=SCAN_RELEASE[0], release_fwd_bwd_ms=SCAN_RELEASE[1],
                    peak_mib=peak_memory_mib(run, args.device))
 

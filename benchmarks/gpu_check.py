@@ -17,8 +17,9 @@ Subcommands (the shell script runs each under its own time cap, in this order):
 
 The op benchmark is ``benchmarks/bench_ops.py`` itself. Timing and peak memory come from
 :mod:`mmspatialmamba.analysis.timing`. ``--dry-run`` runs the same code at tiny sizes on the
-CPU, with the Triton kernels interpreted (``TRITON_INTERPRET=1``, set by the shell script),
-so CI notices when a part breaks; its numbers mean nothing.
+CPU (see ``SIZES``), so CI notices when a part breaks; its numbers mean nothing. There the op
+benchmark runs the Triton kernels interpreted (``TRITON_INTERPRET=1``, set by the shell
+script) and the models run on the PyTorch ops.
 
 Every row is written to the JSON as soon as it is measured, so a part stopped by its time cap
 still reports what it finished.
@@ -35,17 +36,31 @@ RELEASE_BACKBONE = {  # (amp, mode): (images/s, peak GiB)
     (None, 'inference'): (1282, None), ('bf16', 'inference'): (1652, None),
     (None, 'train'): (371, 40), ('bf16', 'train'): (436, 23)}
 RELEASE_MASKRCNN_INFERENCE_MS = 65   # Mask R-CNN T, fp32, 2 images of 800x1344
-SWIN_CONFIG = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py'
-OUR_CONFIG = 'configs/maskrcnn_spatialmamba_t_coco.py'
+DETECTORS = [  # label, whether the backbone is ours, config
+    ('Mask R-CNN SpatialMamba-T (ours)', True, 'configs/maskrcnn_spatialmamba_t_coco.py'),
+    ('Mask R-CNN Swin-T (mmdet)', False, 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py')]
+# Dry run only, merged into the configs: fewer proposals and sampled RoIs (the RoI heads
+# otherwise cost about a second per step on the CPU at any image size), and for ours a
+# 4-block backbone.
+DRY_RUN_DETECTOR = dict(
+    train_cfg=dict(rpn_proposal=dict(nms_pre=200, max_per_img=50),
+                   rcnn=dict(sampler=dict(num=32))),
+    test_cfg=dict(rpn=dict(nms_pre=200, max_per_img=50), rcnn=dict(max_per_img=10)))
+DRY_RUN_OURS = dict(backbone=dict(arch=dict(_delete_=True, dims=16, depths=[1, 1, 1, 1])),
+                    neck=dict(in_channels=[16, 32, 64, 128]))
 
-# Sizes: the real run, and the dry run on the CPU (tiny, kernels interpreted).
+# The real run, and the dry run on the CPU. The dry run's models use the PyTorch ops (under
+# the interpreter one forward of a 4-block backbone at 64x64 takes tens of seconds, and the
+# op part already runs every kernel interpreted), and its Mask R-CNN runs in float32 only
+# (mmcv's CPU NMS takes float32 alone; the fp16 step is tested in tests/analysis).
 SIZES = {
-    False: dict(backbone_arch='tiny', backbone_batch=128, backbone_shape=(224, 224),
-                backbone_warmup=3, backbone_iters=10,
-                det_batch=2, det_shape=(800, 1344), det_warmup=3, det_iters=10),
-    True: dict(backbone_arch={'dims': 16, 'depths': [1, 1, 1, 1]}, backbone_batch=2,
-               backbone_shape=(64, 64), backbone_warmup=0, backbone_iters=1,
-               det_batch=2, det_shape=(64, 96), det_warmup=0, det_iters=1),
+    False: dict(device='cuda', backend='triton', backbone_arch='tiny', backbone_batch=128,
+                backbone_shape=(224, 224), backbone_warmup=3, backbone_iters=10,
+                det_batch=2, det_shape=(800, 1344), det_amps=[None, 'fp16'], det_warmup=3,
+                det_iters=10),
+    True: dict(device='cpu', backend='torch', backbone_arch={'dims': 16, 'depths': [1, 1, 1, 1]},
+               backbone_batch=2, backbone_shape=(64, 64), backbone_warmup=0, backbone_iters=1,
+               det_batch=2, det_shape=(64, 96), det_amps=[None], det_warmup=0, det_iters=1),
 }
 PARTS = ('install', 'tests', 'ops-fp32', 'ops-bf16', 'backbone', 'maskrcnn')
 
@@ -117,10 +132,11 @@ def run_backbone(outdir: str, dry_run: bool) -> None:
     import torch
 
     from mmspatialmamba.models import SpatialMamba
-    sizes, device = SIZES[dry_run], 'cpu' if dry_run else 'cuda'
+    sizes = SIZES[dry_run]
+    device, backend = sizes['device'], sizes['backend']
     out = JsonRows(os.path.join(outdir, 'backbone.json'), **device_info(device),
                    warmup=sizes['backbone_warmup'], iters=sizes['backbone_iters'])
-    model = SpatialMamba(arch=sizes['backbone_arch'], backend='triton').to(device)
+    model = SpatialMamba(arch=sizes['backbone_arch'], backend=backend).to(device)
     images = torch.randn(sizes['backbone_batch'], 3, *sizes['backbone_shape'], device=device)
 
     def release(amp: Optional[str], mode: str) -> Dict[str, Any]:
@@ -129,37 +145,37 @@ def run_backbone(outdir: str, dry_run: bool) -> None:
                     release_peak_mib=None if peak_gib is None else peak_gib * 1024)
 
     label = 'SpatialMamba-T' if sizes['backbone_arch'] == 'tiny' else 'SpatialMamba(custom)'
-    _time_steps(out, label, 'triton', model, 'backbone', images, None, [None, 'bf16'],
+    _time_steps(out, label, backend, model, 'backbone', images, None, [None, 'bf16'],
                 sizes['backbone_warmup'], sizes['backbone_iters'], release)
 
 
 def run_maskrcnn(outdir: str, dry_run: bool) -> None:
     """Mask R-CNN, our T backbone beside mmdet's Swin-T: train step and inference."""
     from mmspatialmamba.analysis.builders import build_from_config, synthetic_batch
-    sizes, device = SIZES[dry_run], 'cpu' if dry_run else 'cuda'
+    sizes = SIZES[dry_run]
+    device = sizes['device']
     out = JsonRows(os.path.join(outdir, 'maskrcnn.json'), **device_info(device),
                    warmup=sizes['det_warmup'], iters=sizes['det_iters'])
     images, samples = synthetic_batch('detection', sizes['det_batch'], *sizes['det_shape'],
                                       device)
-    # On the CPU, autocast to float16 is not what the dry run must check (mmcv's CPU RoIAlign
-    # has no float16 kernel); bfloat16 goes through the same code paths.
-    amps = [None, 'bf16' if dry_run else 'fp16']
     with tempfile.TemporaryDirectory() as tmp:
-        swin_config = os.path.join(tmp, 'swin_t_maskrcnn.py')
-        with open(swin_config, 'w') as f:   # mmdet's own config, found the way ours find it
-            f.write(f'_base_ = {SWIN_CONFIG!r}\n')
-        models = [('Mask R-CNN SpatialMamba-T (ours)', 'triton', OUR_CONFIG),
-                  ('Mask R-CNN Swin-T (mmdet)', '-', swin_config)]
-        for label, backend, config in models:
-            model, _, _ = build_from_config(config, backend=None if backend == '-' else backend)
+        for label, ours, base in DETECTORS:
+            # A config inheriting the real one; mmdet's is found as ours find it (mmdet::).
+            config = os.path.join(tmp, 'detector.py')
+            base = base if base.startswith('mmdet::') else os.path.abspath(base)
+            override = dict(DRY_RUN_DETECTOR, **(DRY_RUN_OURS if ours else {}))
+            with open(config, 'w') as f:
+                f.write(f'_base_ = {base!r}\n' + (f'model = {override!r}\n' if dry_run else ''))
+            backend = sizes['backend'] if ours else None
+            model, _, _ = build_from_config(config, backend=backend)
             model.to(device)
 
             def release(amp: Optional[str], mode: str) -> Dict[str, Any]:
-                known = backend == 'triton' and amp is None and mode == 'inference'
+                known = ours and amp is None and mode == 'inference'
                 return dict(release_latency_ms=RELEASE_MASKRCNN_INFERENCE_MS if known else None)
 
-            _time_steps(out, label, backend, model, 'detection', images, samples, amps,
-                        sizes['det_warmup'], sizes['det_iters'], release)
+            _time_steps(out, label, backend or '-', model, 'detection', images, samples,
+                        sizes['det_amps'], sizes['det_warmup'], sizes['det_iters'], release)
             del model
 
 

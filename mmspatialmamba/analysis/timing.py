@@ -117,17 +117,18 @@ def measure(fn: Callable[[], Any], device: str, warmup: int, iters: int) -> Timi
     return Timing(statistics.median(times), *_peak_memory(device))
 
 
-def kernel_time_ms(fn: Callable[[], Any], device: str, cpu_iters: int = 3) -> float:
+def kernel_time_ms(fn: Callable[[], Any], device: str, cpu_warmup: int = 1,
+                   cpu_iters: int = 3) -> float:
     """Median milliseconds of a short GPU op (``do_bench``), or of ``cpu_iters`` CPU calls.
 
     On CUDA, ``triton.testing.do_bench`` picks the number of calls itself (about 25 ms of
-    warm-up and 100 ms of timed calls) and clears the L2 cache before each. On the CPU, one
-    untimed call, then the median of ``cpu_iters`` timed ones.
+    warm-up and 100 ms of timed calls) and clears the L2 cache before each. On the CPU,
+    ``cpu_warmup`` untimed calls, then the median of ``cpu_iters`` timed ones.
     """
     if device == 'cuda':
         from triton.testing import do_bench
         return do_bench(fn, warmup=25, rep=100, return_mode='median')
-    return measure(fn, device, warmup=1, iters=cpu_iters).median_s * 1e3
+    return measure(fn, device, warmup=cpu_warmup, iters=cpu_iters).median_s * 1e3
 
 
 def peak_memory_mib(fn: Callable[[], Any], device: str) -> Optional[float]:

@@ -39,6 +39,19 @@ def test_step_functions_autocast_the_forward_and_step():
     assert loss.dtype == torch.float32 and not torch.equal(model[1].weight, before)
 
 
+def test_fp16_step_scales_the_loss(monkeypatch):
+    """fp16 training goes through a GradScaler (as mixed-precision training does)."""
+    scaled = []
+    real_scale = torch.amp.GradScaler.scale
+    monkeypatch.setattr(torch.amp.GradScaler, 'scale',
+                        lambda self, loss: scaled.append(self.is_enabled()) or real_scale(self, loss))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 1000))
+    fns = step_functions(model, 'classification', torch.randn(2, 3, 2, 2), None, amp='fp16')
+    assert fns['inference']().dtype == torch.float16
+    fns['train']()
+    assert scaled == [True]
+
+
 def test_step_functions_rejects_unknown_amp():
     with pytest.raises(ValueError, match="unknown amp 'fp8'"):
         step_functions(nn.Linear(1, 1), 'backbone', torch.randn(1, 3, 2, 2), None, amp='fp8')
