@@ -29,6 +29,7 @@ import json
 import os
 import sys
 import tempfile
+import traceback
 from typing import Any, Callable, Dict, List, Optional
 
 # The release's H100 numbers (docs/results.md): T backbone at 224, batch 128.
@@ -105,29 +106,50 @@ def run_tests(outdir: str) -> int:
                            plugins=[_TestRecorder(out)]))
 
 
+def _error_row(out: JsonRows, model: str, amp: Optional[str], mode: str, err: Exception) -> int:
+    """Record a failed measurement (its traceback goes to the log); returns 1 (one failure).
+
+    The part carries on with its other rows and exits non-zero at the end, so one failing
+    kernel or model does not hide the numbers of the rest.
+    """
+    traceback.print_exc()
+    out.add(dict(model=model, amp=amp, mode=mode, error=f'{type(err).__name__}: {err}'[:500]))
+    return 1
+
+
 def _time_steps(out: JsonRows, label: str, backend: str, model: Any, task: str, images: Any,
                 samples: Optional[List[Any]], amps: List[Optional[str]], warmup: int,
-                iters: int, release: Callable[[Optional[str], str], Dict[str, Any]]) -> None:
-    """Time inference and a training step of ``model`` for each autocast dtype in ``amps``."""
+                iters: int, release: Callable[[Optional[str], str], Dict[str, Any]]) -> int:
+    """Time inference and a training step of ``model`` for each autocast dtype in ``amps``.
+
+    Returns:
+        The number of measurements that raised (each recorded as an error row).
+    """
     from dataclasses import asdict
 
     from mmspatialmamba.analysis.timing import Measurement, measure, step_functions
     device = images.device.type
     batch, height, width = images.shape[0], images.shape[2], images.shape[3]
+    failures = 0
     for amp in amps:
         fns = step_functions(model, task, images, samples, amp=amp)
         for mode in ('inference', 'train'):
             model.train(mode == 'train')
-            timing = measure(fns[mode], device, warmup, iters)
+            try:
+                timing = measure(fns[mode], device, warmup, iters)
+            except Exception as err:  # noqa: BLE001  (recorded; the part exits non-zero)
+                failures += _error_row(out, label, amp, mode, err)
+                continue
             row = Measurement(label, device, backend, amp, False, mode, batch, (height, width),
                               batch / timing.median_s, timing.median_s * 1e3,
                               timing.peak_mem_mib, timing.peak_mem_kind)
             out.add(dict(asdict(row), **release(amp, mode)))
             print(f'{label:<40}{amp or "fp32":>6}{mode:>10}{row.latency_ms:>10.1f} ms'
                   f'{row.images_per_s:>10.1f} img/s{row.peak_mem_mib:>9.0f} MiB', flush=True)
+    return failures
 
 
-def run_backbone(outdir: str, dry_run: bool) -> None:
+def run_backbone(outdir: str, dry_run: bool) -> int:
     """T backbone: inference and training, fp32 and bf16 autocast, Triton kernels."""
     import torch
 
@@ -145,11 +167,11 @@ def run_backbone(outdir: str, dry_run: bool) -> None:
                     release_peak_mib=None if peak_gib is None else peak_gib * 1024)
 
     label = 'SpatialMamba-T' if sizes['backbone_arch'] == 'tiny' else 'SpatialMamba(custom)'
-    _time_steps(out, label, backend, model, 'backbone', images, None, [None, 'bf16'],
-                sizes['backbone_warmup'], sizes['backbone_iters'], release)
+    return _time_steps(out, label, backend, model, 'backbone', images, None, [None, 'bf16'],
+                       sizes['backbone_warmup'], sizes['backbone_iters'], release)
 
 
-def run_maskrcnn(outdir: str, dry_run: bool) -> None:
+def run_maskrcnn(outdir: str, dry_run: bool) -> int:
     """Mask R-CNN, our T backbone beside mmdet's Swin-T: train step and inference."""
     from mmspatialmamba.analysis.builders import build_from_config, synthetic_batch
     sizes = SIZES[dry_run]
@@ -158,6 +180,7 @@ def run_maskrcnn(outdir: str, dry_run: bool) -> None:
                    warmup=sizes['det_warmup'], iters=sizes['det_iters'])
     images, samples = synthetic_batch('detection', sizes['det_batch'], *sizes['det_shape'],
                                       device)
+    failures = 0
     with tempfile.TemporaryDirectory() as tmp:
         for label, ours, base in DETECTORS:
             # A config inheriting the real one; mmdet's is found as ours find it (mmdet::).
@@ -167,16 +190,21 @@ def run_maskrcnn(outdir: str, dry_run: bool) -> None:
             with open(config, 'w') as f:
                 f.write(f'_base_ = {base!r}\n' + (f'model = {override!r}\n' if dry_run else ''))
             backend = sizes['backend'] if ours else None
-            model, _, _ = build_from_config(config, backend=backend)
-            model.to(device)
+            try:
+                model = build_from_config(config, backend=backend)[0].to(device)
+            except Exception as err:  # noqa: BLE001  (recorded; the part exits non-zero)
+                failures += _error_row(out, label, None, 'build', err)
+                continue
 
             def release(amp: Optional[str], mode: str) -> Dict[str, Any]:
                 known = ours and amp is None and mode == 'inference'
                 return dict(release_latency_ms=RELEASE_MASKRCNN_INFERENCE_MS if known else None)
 
-            _time_steps(out, label, backend or '-', model, 'detection', images, samples,
-                        sizes['det_amps'], sizes['det_warmup'], sizes['det_iters'], release)
+            failures += _time_steps(out, label, backend or '-', model, 'detection', images,
+                                    samples, sizes['det_amps'], sizes['det_warmup'],
+                                    sizes['det_iters'], release)
             del model
+    return failures
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -189,6 +217,18 @@ def _load(outdir: str, name: str) -> Optional[Dict[str, Any]]:
         return None
     with open(path) as f:
         return json.load(f)
+
+
+def _model_row(r: Dict[str, Any]) -> str:
+    """One markdown row of a backbone or Mask R-CNN measurement (or of its error)."""
+    head = f'| {r["model"]} | {r["amp"] or "fp32"} | {r["mode"]} |'
+    if 'error' in r:
+        return f'{head} ERROR: {r["error"]} | | | | | | | |'
+    return (f'{head} {r["batch"]} | {r["shape"][0]}x{r["shape"][1]} | {r["latency_ms"]:.1f} | '
+            f'{r["images_per_s"]:.1f} | {r["peak_mem_mib"]:.0f} | '
+            f'{_fmt(r.get("release_latency_ms"), ".0f")} | '
+            f'{_fmt(r.get("release_images_per_s"), ".0f")} | '
+            f'{_fmt(r.get("release_peak_mib"), ".0f")} |')
 
 
 def report(outdir: str) -> str:
@@ -240,18 +280,14 @@ def report(outdir: str) -> str:
         if data is None:
             lines.append(f'no result ({name}.json missing)')
             continue
+        kinds = {r['peak_mem_kind'] for r in data['rows'] if 'peak_mem_kind' in r}
         lines += [f'{data["device"]}; torch {data["torch"]}; triton {data["triton"]}; median of '
                   f'{data["iters"]} after {data["warmup"]} warm-up; peak = '
-                  f'{data["rows"][0]["peak_mem_kind"] if data["rows"] else "-"}', '',
+                  f'{", ".join(sorted(kinds)) or "-"}', '',
                   '| model | amp | mode | batch | HxW | ms/batch | img/s | peak MiB | '
                   'release ms | release img/s | release peak MiB |',
                   '|---|---|---|---|---|---|---|---|---|---|---|']
-        lines += [f'| {r["model"]} | {r["amp"] or "fp32"} | {r["mode"]} | {r["batch"]} | '
-                  f'{r["shape"][0]}x{r["shape"][1]} | {r["latency_ms"]:.1f} | '
-                  f'{r["images_per_s"]:.1f} | {r["peak_mem_mib"]:.0f} | '
-                  f'{_fmt(r.get("release_latency_ms"), ".0f")} | '
-                  f'{_fmt(r.get("release_images_per_s"), ".0f")} | '
-                  f'{_fmt(r.get("release_peak_mib"), ".0f")} |' for r in data['rows']]
+        lines += [_model_row(r) for r in data['rows']]
     text = '\n'.join(lines) + '\n'
     with open(os.path.join(outdir, 'gpu_check.md'), 'w') as f:
         f.write(text)
@@ -278,8 +314,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                      'smoke run')
     if not args.dry_run:
         torch.backends.cudnn.benchmark = True
-    {'backbone': run_backbone, 'maskrcnn': run_maskrcnn}[args.part](args.outdir, args.dry_run)
-    return 0
+    run = {'backbone': run_backbone, 'maskrcnn': run_maskrcnn}[args.part]
+    return 1 if run(args.outdir, args.dry_run) else 0
 
 
 if __name__ == '__main__':

@@ -43,8 +43,11 @@ def test_fp16_step_scales_the_loss(monkeypatch):
     """fp16 training goes through a GradScaler (as mixed-precision training does)."""
     scaled = []
     real_scale = torch.amp.GradScaler.scale
-    monkeypatch.setattr(torch.amp.GradScaler, 'scale',
-                        lambda self, loss: scaled.append(self.is_enabled()) or real_scale(self, loss))
+
+    def scale(self, loss):
+        scaled.append(self.is_enabled())
+        return real_scale(self, loss)
+    monkeypatch.setattr(torch.amp.GradScaler, 'scale', scale)
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 1000))
     fns = step_functions(model, 'classification', torch.randn(2, 3, 2, 2), None, amp='fp16')
     assert fns['inference']().dtype == torch.float16

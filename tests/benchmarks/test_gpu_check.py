@@ -98,3 +98,29 @@ def test_timings_without_gpu_say_dry_run(tmp_path, capsys):
     with pytest.raises(SystemExit):
         load_driver().main(['backbone', str(tmp_path)])
     assert 'pass --dry-run' in capsys.readouterr().err
+
+
+class FailsInTraining(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 1)
+
+    def forward(self, x):
+        if self.training:
+            raise RuntimeError('boom')
+        return [self.conv(x)]
+
+
+def test_a_failing_measurement_is_recorded_and_the_rest_still_run(tmp_path):
+    """One failing step becomes an error row (and a non-zero count); the others are measured."""
+    driver = load_driver()
+    out = driver.JsonRows(str(tmp_path / 'backbone.json'), device='cpu', torch='-', triton='-',
+                          warmup=0, iters=1)
+    failures = driver._time_steps(out, 'flaky', 'torch', FailsInTraining(), 'backbone',
+                                  torch.randn(1, 3, 4, 4), None, [None, 'bf16'], 0, 1,
+                                  lambda amp, mode: {})
+    assert failures == 2
+    assert [(r['amp'], r['mode'], r.get('error')) for r in out.rows] == [
+        (None, 'inference', None), (None, 'train', 'RuntimeError: boom'),
+        ('bf16', 'inference', None), ('bf16', 'train', 'RuntimeError: boom')]
+    assert '| flaky | fp32 | train | ERROR: RuntimeError: boom |' in driver.report(str(tmp_path))
