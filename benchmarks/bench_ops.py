@@ -1,20 +1,21 @@
 """Benchmark the SASF core (scan + fusion + observation, SPEC steps 5-7) and the scan alone.
 
-For the four shapes of SPEC.md's speed table and each backend, prints forward and
-forward+backward median times (``triton.testing.do_bench``), effective GB/s and the ratio to
-the byte floor, and the peak memory of forward+backward. Backends:
+For the four shapes of the release's speed table (measured on an H100, listed in
+docs/results.md) and each backend, prints forward and forward+backward median times
+(:func:`mmspatialmamba.analysis.timing.kernel_time_ms`: ``triton.testing.do_bench`` on CUDA),
+effective GB/s and the ratio to the byte floor, the peak memory of forward+backward, and the
+release's times beside. Backends, in the same process:
 
-* ``triton``: ``structure_aware_ssm(..., backend='triton')`` (scan kernel, then one kernel
-  for fusion + observation; backward likewise);
-* ``torch``: ``structure_aware_ssm(..., backend='torch')`` (the package's PyTorch reference);
-* ``composition``: the in-process baseline, the release's structure in PyTorch: the reference
-  scan, three depthwise ``F.conv2d`` with replicate padding, then the observation.
+* ``triton``: ``structure_aware_ssm(..., backend='triton')``, our kernels;
+* ``torch``: ``structure_aware_ssm(..., backend='torch')``, the PyTorch composition that is
+  also the release's structure: the reference scan, three depthwise ``F.conv2d`` (cuDNN on
+  the GPU) with replicate padding, then the observation.
 
 Byte floor: 5 float32 passes over a (B, D, H*W) tensor at 3 TB/s (SPEC.md's definition) for
 the forward; 10 passes for forward+backward (an assumption: the backward must at least read
 dy, u, delta, h and write du, ddelta). Effective GB/s = floor bytes / measured time.
 
-Usage (GPU)::
+Usage (GPU; ``benchmarks/gpu_check.sh`` runs both dtypes)::
 
     python benchmarks/bench_ops.py --json benchmarks/results_h100.json
     python benchmarks/bench_ops.py --dtype bf16
@@ -24,11 +25,11 @@ Smoke test without a GPU (tiny shapes, Triton under the interpreter, wall-clock 
     python benchmarks/bench_ops.py --device cpu --small
 """
 import argparse
+import functools
+import itertools
 import json
 import os
-import statistics
 import sys
-import time
 
 SHAPES = {  # name: (B, D, H, W), release fwd ms, release fwd+bwd ms (H100, SPEC.md)
     'cls224-s1-b128': ((128, 128, 56, 56), 4.27, 15.06),
@@ -36,7 +37,7 @@ SHAPES = {  # name: (B, D, H, W), release fwd ms, release fwd+bwd ms (H100, SPEC
     'seg512-s1-b16': ((16, 128, 128, 128), 2.64, 9.33),
     'det800x1344-s3-b2': ((2, 512, 50, 84), 0.39, 2.01),
 }
-SMALL_SHAPES = {'small-a': ((1, 8, 7, 9), None, None), 'small-b': ((2, 4, 5, 12), None, None)}
+SMALL_SHAPES = {'small-a': ((1, 8, 7, 9), None, None)}   # --small: a smoke test
 SCAN_SHAPE = (2, 128, 67200)            # release CUDA scan: 0.148 ms fwd, 0.553 ms fwd+bwd
 SCAN_RELEASE = (0.148, 0.553)
 HBM_BYTES_PER_S = 3e12
@@ -50,16 +51,15 @@ def parse_args(argv=None):
     parser.add_argument('--small', action='store_true',
                         help='tiny shapes instead of the speed table (for --device cpu)')
     parser.add_argument('--dtype', choices=['fp32', 'bf16', 'fp16'], default='fp32')
-    parser.add_argument('--backends', default='triton,torch,composition',
-                        help='comma-separated subset of triton,torch,composition')
+    parser.add_argument('--backends', default='triton,torch',
+                        help='comma-separated subset of triton,torch')
     parser.add_argument('--no-scan', action='store_true', help='skip the scan-alone benchmark')
     parser.add_argument('--json', metavar='PATH', help='also write the results as JSON')
     args = parser.parse_args(argv)
     args.backends = args.backends.split(',')
-    unknown = set(args.backends) - {'triton', 'torch', 'composition'}
+    unknown = set(args.backends) - {'triton', 'torch'}
     if unknown:
-        parser.error(f'unknown backends {sorted(unknown)}; choose from triton, torch, '
-                     'composition')
+        parser.error(f'unknown backends {sorted(unknown)}; choose from triton, torch')
     return args
 
 
@@ -82,44 +82,17 @@ def make_inputs(shape, dtype, device, requires_grad):
     return inputs
 
 
-def composition(u, delta, A, B, C, D, delta_bias, k1, k3, k5, alpha, hw):
-    """The release's structure in PyTorch: scan, 3 replicate-padded dwconvs, observation."""
-    import torch.nn.functional as F
-    from mmspatialmamba.ops.selective_scan.reference import selective_scan_ref
-    batch, dim, length = u.shape
-    h = selective_scan_ref(u, delta, A, B, delta_bias, True).float().view(batch, dim, *hw)
-    fused = 0
-    for a, k, d in zip(alpha.float(), (k1, k3, k5), (1, 3, 5)):
-        fused = fused + a * F.conv2d(F.pad(h, (d, d, d, d), mode='replicate'), k.float(),
-                                     dilation=d, groups=dim)
-    y = fused.flatten(2) * C.float() + u.float() * D.float()[:, None]
-    return y.to(u.dtype)
-
-
 def sasf_callable(backend, inputs, hw):
     from mmspatialmamba.ops import structure_aware_ssm
     order = ('u', 'delta', 'A', 'B', 'C', 'D', 'delta_bias', 'k1', 'k3', 'k5', 'alpha')
     args = [inputs[k] for k in order]
-    if backend == 'composition':
-        return lambda: composition(*args, hw)
     return lambda: structure_aware_ssm(*args, hw, backend=backend)
 
 
-def timer(device):
-    """Median milliseconds of a callable: do_bench on CUDA, wall clock on CPU."""
-    if device == 'cuda':
-        from triton.testing import do_bench
-        return lambda fn: do_bench(fn, warmup=25, rep=100, return_mode='median')
-
-    def cpu_bench(fn, reps=3):
-        fn()
-        times = []
-        for _ in range(reps):
-            start = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - start) * 1e3)
-        return statistics.median(times)
-    return cpu_bench
+def kernel_timer(device):
+    """Median ms of a callable; on the CPU (a smoke test, times mean nothing) one call."""
+    from mmspatialmamba.analysis.timing import kernel_time_ms
+    return functools.partial(kernel_time_ms, device=device, cpu_warmup=0, cpu_iters=1)
 
 
 def fwd_bwd(fn, inputs):
@@ -132,23 +105,11 @@ def fwd_bwd(fn, inputs):
     return run
 
 
-def peak_memory_mib(run, device):
-    import torch
-    if device != 'cuda':
-        return None
-    torch.cuda.synchronize()
-    torch.cuda.empty_cache()
-    base = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    run()
-    torch.cuda.synchronize()
-    return (torch.cuda.max_memory_allocated() - base) / 2**20
-
-
 def bench_sasf(args, dtype):
+    """Yield one row per (shape, backend) of the SASF core."""
     import torch
-    bench = timer(args.device)
-    rows = []
+    from mmspatialmamba.analysis.timing import peak_memory_mib
+    bench = kernel_timer(args.device)
     shapes = SMALL_SHAPES if args.small else SHAPES
     for name, (shape, rel_fwd, rel_fb) in shapes.items():
         batch, dim, height, width = shape
@@ -160,24 +121,24 @@ def bench_sasf(args, dtype):
                 t_fwd = bench(fn)
             run = fwd_bwd(fn, inputs)
             t_fb = bench(run)
-            rows.append(dict(
+            yield dict(
                 shape=name, dims=list(shape), backend=backend, fwd_ms=t_fwd, fwd_bwd_ms=t_fb,
                 fwd_gbps=floor_bytes / t_fwd / 1e6, fwd_bwd_gbps=2 * floor_bytes / t_fb / 1e6,
                 fwd_x_floor=t_fwd / (floor_bytes / HBM_BYTES_PER_S * 1e3),
                 fwd_bwd_x_floor=t_fb / (2 * floor_bytes / HBM_BYTES_PER_S * 1e3),
                 release_fwd_ms=rel_fwd, release_fwd_bwd_ms=rel_fb,
-                peak_mib=peak_memory_mib(run, args.device)))
+                peak_mib=peak_memory_mib(run, args.device))
             del inputs, fn, run
-    return rows
 
 
 def bench_scan(args, dtype):
+    """Yield one row per backend of the selective scan alone."""
     import torch
+    from mmspatialmamba.analysis.timing import peak_memory_mib
+    bench = kernel_timer(args.device)
     from mmspatialmamba.ops import selective_scan
-    bench = timer(args.device)
     batch, dim, length = (1, 4, 50) if args.small else SCAN_SHAPE
-    rows = []
-    for backend in [b for b in args.backends if b != 'composition']:
+    for backend in args.backends:
         g = dict(device=args.device)
         u = torch.randn(batch, dim, length, **g).to(dtype).requires_grad_()
         delta = (0.5 * torch.randn(batch, dim, length, **g) - 1).to(dtype).requires_grad_()
@@ -190,11 +151,10 @@ def bench_scan(args, dtype):
         with torch.no_grad():
             t_fwd = bench(fn)
         run = fwd_bwd(fn, dict(u=u, delta=delta, A=A, B=B, bias=bias))
-        rows.append(dict(shape=f'scan-{batch}x{dim}x{length}', backend=backend, fwd_ms=t_fwd,
-                         fwd_bwd_ms=bench(run), release_fwd_ms=SCAN_RELEASE[0],
-                         release_fwd_bwd_ms=SCAN_RELEASE[1],
-                         peak_mib=peak_memory_mib(run, args.device)))
-    return rows
+        yield dict(shape=f'scan-{batch}x{dim}x{length}', dims=[batch, dim, length],
+                   backend=backend, fwd_ms=t_fwd, fwd_bwd_ms=bench(run),
+                   release_fwd_ms=SCAN_RELEASE[0], release_fwd_bwd_ms=SCAN_RELEASE[1],
+                   peak_mib=peak_memory_mib(run, args.device))
 
 
 def print_table(rows):
@@ -229,14 +189,16 @@ def main(argv=None):
     device_name = (torch.cuda.get_device_name() if args.device == 'cuda'
                    else 'cpu (Triton interpreter; times mean nothing)')
     print(f'device: {device_name}; dtype: {args.dtype}; torch {torch.__version__}')
-    rows = bench_sasf(args, dtype)
-    if not args.no_scan:
-        rows += bench_scan(args, dtype)
+    rows = []
+    for row in itertools.chain(bench_sasf(args, dtype),
+                               () if args.no_scan else bench_scan(args, dtype)):
+        rows.append(row)
+        if args.json:  # after every row, so a run stopped by a time cap keeps what it measured
+            with open(args.json, 'w') as f:
+                json.dump(dict(device=device_name, dtype=args.dtype, torch=torch.__version__,
+                               rows=rows), f, indent=1)
     print_table(rows)
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(dict(device=device_name, dtype=args.dtype, torch=torch.__version__,
-                           rows=rows), f, indent=1)
         print(f'wrote {args.json}')
 
 

@@ -8,11 +8,10 @@ The naive backward takes minutes beyond a few thousand positions, so forward+bac
 timed only up to ``--max-bwd-length`` positions.
 """
 import argparse
-import statistics
-import time
 
 import torch
 
+from mmspatialmamba.analysis.timing import measure
 from mmspatialmamba.ops import selective_scan
 
 SHAPES = [(2, 128, 56 * 56), (1, 128, 128 * 128), (2, 128, 200 * 336)]  # (batch, D, L)
@@ -30,12 +29,8 @@ def naive_scan(u, delta, A, B, delta_bias):
 
 
 def median_time(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    """Median wall seconds of ``repeats`` calls, no warm-up (each call takes seconds)."""
+    return measure(fn, 'cpu', warmup=0, iters=repeats).median_s
 
 
 def main():

@@ -7,18 +7,11 @@ Usage:
     python tools/benchmark.py --backbone tiny --device cpu --batch-size 1 2 4 --shape 224 224 \
         --backend torch --json out.json --plot out.png
 
-Each measurement: ``--warmup`` untimed iterations, then ``--iters`` timed ones (the device is
-synchronised around each); reported: median latency per batch, images/s = batch / median, and
-peak memory. ``inference`` runs the forward under ``torch.no_grad`` in eval mode (mmdet/mmseg
-models in ``mode='predict'``, with post-processing). ``train`` is one optimisation step in
-train mode: zero_grad, forward, loss (a mean of the outputs for the backbone, cross-entropy
-for the classifier, the model's own losses on synthetic targets for mmdet/mmseg), backward and
-an AdamW step.
-
-Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` (reset before each measurement: the
-tensors PyTorch allocated, not the caching allocator's reserve); on the CPU the process's
-peak resident set size from ``resource.getrusage(RUSAGE_SELF).ru_maxrss``, which only grows
-over a run, so later rows include earlier ones.
+Each measurement: ``--warmup`` untimed iterations, then ``--iters`` timed ones; reported:
+median latency per batch, images/s = batch / median, and peak memory. ``inference`` is one
+forward in eval mode, ``train`` one optimisation step in train mode; ``--amp`` autocasts
+their forward and loss. How the steps are built and timed, and what peak memory means on each
+device: :mod:`mmspatialmamba.analysis.timing` (``step_functions``, ``measure``).
 
 ``--backend`` picks the ops backend of the SASF core: 'triton' (our kernels; CUDA only) or
 'torch' (the PyTorch composition, the reference path). Several backends and batch sizes make
@@ -28,33 +21,13 @@ import argparse
 import json
 import os
 import platform
-import resource
-import statistics
-import time
-from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from dataclasses import asdict
+from typing import List, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 
-
-@dataclass
-class Measurement:
-    """One row of the table (and of the JSON)."""
-
-    model: str
-    device: str
-    backend: str
-    amp: bool
-    compile: bool
-    mode: str
-    batch: int
-    shape: Tuple[int, int]
-    images_per_s: float
-    latency_ms: float
-    peak_mem_mib: float
-    peak_mem_kind: str
+from mmspatialmamba.analysis.timing import Measurement, measure, step_functions
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -73,7 +46,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='ops backend(s); default: triton on CUDA, torch on CPU')
     parser.add_argument('--modes', nargs='+', default=['inference', 'train'],
                         choices=['inference', 'train'])
-    parser.add_argument('--amp', action='store_true', help='bfloat16 autocast (CUDA and CPU)')
+    parser.add_argument('--amp', nargs='?', const='bf16', choices=['bf16', 'fp16'],
+                        help='autocast to bfloat16 (default) or float16 (fp16: Mask R-CNN on '
+                             'the GPU, whose mmcv RoIAlign has no bfloat16 kernel)')
     parser.add_argument('--compile', action='store_true',
                         help='torch.compile the model (the backbone only for mmdet/mmseg)')
     parser.add_argument('--warmup', type=int, default=3)
@@ -125,70 +100,6 @@ def build_model(args: argparse.Namespace, backend: str) -> Tuple[nn.Module, str,
     return model, task, os.path.basename(args.config)
 
 
-def step_functions(model: nn.Module, task: str, images: Tensor,
-                   samples: Optional[List[Any]], compiled: Optional[nn.Module]
-                   ) -> Dict[str, Callable[[], Any]]:
-    """The two measured callables: one inference forward and one training step."""
-    runner = compiled if compiled is not None else model
-
-    def infer() -> Any:
-        with torch.no_grad():
-            if task in ('detection', 'segmentation'):
-                return model(images, samples, mode='predict')
-            return runner(images)
-
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    labels = torch.randint(0, 1000, (images.shape[0],), device=images.device)
-
-    def train() -> Any:
-        optimizer.zero_grad(set_to_none=True)
-        if task == 'backbone':
-            loss = sum(out.float().mean() for out in runner(images))
-        elif task == 'classification':
-            loss = F.cross_entropy(runner(images).float(), labels)
-        else:
-            losses = model(images, samples, mode='loss')
-            loss = sum(v if isinstance(v, Tensor) else sum(v) for k, v in losses.items()
-                       if 'loss' in k)
-        loss.backward()
-        optimizer.step()
-        return loss
-
-    return {'inference': infer, 'train': train}
-
-
-def measure(fn: Callable[[], Any], device: str, warmup: int, iters: int, amp: bool
-            ) -> Tuple[float, float, str]:
-    """Run ``fn`` ``warmup`` + ``iters`` times.
-
-    Returns:
-        ``(median seconds per call, peak memory in MiB, kind of peak memory)``.
-    """
-    def call() -> None:
-        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=amp):
-            fn()
-
-    for _ in range(warmup):
-        call()
-    if device == 'cuda':
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    times = []
-    for _ in range(iters):
-        if device == 'cuda':
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        call()
-        if device == 'cuda':
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    if device == 'cuda':
-        return (statistics.median(times), torch.cuda.max_memory_allocated() / 2**20,
-                'cuda max_memory_allocated')
-    return (statistics.median(times),
-            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 'cpu process peak RSS')
-
-
 def run(args: argparse.Namespace) -> List[Measurement]:
     """Every (backend, batch size, mode) combination of ``args``."""
     from mmspatialmamba.analysis.builders import synthetic_batch
@@ -209,14 +120,14 @@ def run(args: argparse.Namespace) -> List[Measurement]:
                 compiled = torch.compile(model)
         for batch in args.batch_size:
             images, samples = synthetic_batch(task, batch, height, width, args.device)
-            fns = step_functions(model, task, images, samples, compiled)
+            fns = step_functions(model, task, images, samples, compiled, args.amp)
             for mode in args.modes:
                 model.train(mode == 'train')
-                seconds, peak, kind = measure(fns[mode], args.device, args.warmup,
-                                              args.iters, args.amp)
+                timing = measure(fns[mode], args.device, args.warmup, args.iters)
                 rows.append(Measurement(label, args.device, backend, args.amp, args.compile,
-                                        mode, batch, (height, width), batch / seconds,
-                                        seconds * 1e3, peak, kind))
+                                        mode, batch, (height, width), batch / timing.median_s,
+                                        timing.median_s * 1e3, timing.peak_mem_mib,
+                                        timing.peak_mem_kind))
         del model, compiled
     return rows
 
@@ -236,7 +147,7 @@ def print_table(rows: List[Measurement], device: str) -> None:
     print(header)
     print('-' * len(header))
     for r in rows:
-        print(f'{r.model:<34}{r.backend:>8}{("bf16" if r.amp else "-"):>5}'
+        print(f'{r.model:<34}{r.backend:>8}{r.amp or "-":>5}'
               f'{("y" if r.compile else "-"):>5}{r.mode:>10}{r.batch:>6}'
               f'{f"{r.shape[0]}x{r.shape[1]}":>10}{r.images_per_s:>10.2f}'
               f'{r.latency_ms:>10.1f}{r.peak_mem_mib:>10.0f}')
@@ -262,7 +173,7 @@ def plot(rows: List[Measurement], path: str) -> None:
     ax.set_ylabel('images / s')
     first = rows[0]
     ax.set_title(f'{first.model} {first.shape[0]}x{first.shape[1]} '
-                 f'{"bf16" if first.amp else "fp32"} on {device_name(first.device)}',
+                 f'{first.amp or "fp32"} on {device_name(first.device)}',
                  fontsize=8)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)

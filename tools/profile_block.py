@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.profiler import ProfilerActivity, profile, record_function
 
+from mmspatialmamba.analysis.timing import synchronize, warm_up
+
 PARTS = ('cpe1', 'ln_1', 'in_proj', 'conv2d+silu', 'x_proj+dt', 'sasf_core', 'out_norm',
          'gate', 'out_proj', 'residual1', 'cpe2', 'ln_2', 'mlp', 'residual2')
 
@@ -189,15 +191,13 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
         if args.backward:
             out.float().sum().backward()
 
-    for _ in range(args.warmup):
-        step()
+    warm_up(step, args.warmup, args.device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA]
                                            if args.device == 'cuda' else [])
     with profile(activities=activities) as prof:
         for _ in range(args.iters):
             step()
-        if args.device == 'cuda':
-            torch.cuda.synchronize()
+        synchronize(args.device)
     if args.trace:
         prof.export_chrome_trace(args.trace)
     fwd, bwd = _attribute(prof.events(), args.device)
