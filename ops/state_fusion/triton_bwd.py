@@ -29,6 +29,8 @@ from .. import _utils
 from .triton_fwd import _centre_weight, kernel_rows, tile_sizes
 
 # Per-tap sums S: index 0 is the shared centre, then 8 off-centre taps per dilation 1, 3, 5.
+# A plain int (the launcher sizes buffers with it), passed to the kernel as a constexpr:
+# a @triton.jit function cannot read a global that is not a tl.constexpr.
 N_TAPS = 25
 
 
@@ -79,7 +81,7 @@ def _state_fusion_bwd_kernel(
     stride_h_batch, stride_h_d, stride_h_h, stride_h_w,
     stride_alpha,
     stride_C_batch, stride_C_l,
-    HAS_OBS: tl.constexpr, GROUP_D: tl.constexpr,
+    HAS_OBS: tl.constexpr, GROUP_D: tl.constexpr, N_TAPS: tl.constexpr,
     BLOCK_C: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr,
 ):
     n_groups = tl.cdiv(D, GROUP_D)
@@ -143,35 +145,46 @@ def _state_fusion_bwd_kernel(
 
 
 @triton.jit
+def _border_tap(dy_base, C_base, qy, qx, H, W, stride_dy_h, stride_dy_w, stride_C_l, mask,
+                OY: tl.constexpr, OX: tl.constexpr, LEN_Y: tl.constexpr, LEN_X: tl.constexpr,
+                HAS_OBS: tl.constexpr):
+    """``sum_{p : clamp(p + (OY, OX)) = q} G[p]`` for one tap at the ring pixels ``q``.
+
+    ``LEN_Y = |OY| + 1`` and ``LEN_X = |OX| + 1`` are the longest the folded ranges can be.
+    The offsets arrive as ``constexpr`` arguments because a ``constexpr`` cannot be
+    (re)assigned inside the caller's ``tl.static_range`` body.
+    """
+    y_lo = tl.where(qy == 0, 0, tl.maximum(qy - OY, 0))
+    y_hi = tl.where(qy == H - 1, H - 1, tl.minimum(qy - OY, H - 1))
+    x_lo = tl.where(qx == 0, 0, tl.maximum(qx - OX, 0))
+    x_hi = tl.where(qx == W - 1, W - 1, tl.minimum(qx - OX, W - 1))
+    part = tl.zeros(mask.shape, dtype=tl.float32)
+    for ty in tl.static_range(LEN_Y):
+        py = y_lo + ty
+        row_ok = mask & (py <= y_hi)
+        dy_row = dy_base + py * stride_dy_h
+        C_row = C_base + py.to(tl.int64) * W * stride_C_l
+        for tx in tl.static_range(LEN_X):
+            px = x_lo + tx
+            ok = row_ok & (px <= x_hi)
+            g = tl.load(dy_row + px * stride_dy_w, mask=ok, other=0.0).to(tl.float32)
+            if HAS_OBS:
+                g *= tl.load(C_row + px * stride_C_l, mask=ok, other=0.0).to(tl.float32)
+            part += g
+    return part
+
+
+@triton.jit
 def _border_taps(dy_base, C_base, qy, qx, H, W, stride_dy_h, stride_dy_w, stride_C_l, mask,
                  mask_c, w_ptr, alpha, acc, DIL: tl.constexpr, HAS_OBS: tl.constexpr):
     """Adds ``w * sum_{p : clamp(p + off) = q} G[p]`` over the off-centre taps of a dilation."""
     for t in tl.static_range(9):
         if t != 4:
-            oy: tl.constexpr = (t // 3 - 1) * DIL
-            ox: tl.constexpr = (t % 3 - 1) * DIL
-            # |oy| + 1 and |ox| + 1: the longest the folded ranges can be.
-            len_y: tl.constexpr = DIL * (t // 3 - 1) * (t // 3 - 1) + 1
-            len_x: tl.constexpr = DIL * (t % 3 - 1) * (t % 3 - 1) + 1
             w = alpha * tl.load(w_ptr + t, mask=mask_c, other=0.0).to(tl.float32)
-            y_lo = tl.where(qy == 0, 0, tl.maximum(qy - oy, 0))
-            y_hi = tl.where(qy == H - 1, H - 1, tl.minimum(qy - oy, H - 1))
-            x_lo = tl.where(qx == 0, 0, tl.maximum(qx - ox, 0))
-            x_hi = tl.where(qx == W - 1, W - 1, tl.minimum(qx - ox, W - 1))
-            part = tl.zeros(mask.shape, dtype=tl.float32)
-            for ty in tl.static_range(len_y):
-                py = y_lo + ty
-                row_ok = mask & (py <= y_hi)
-                dy_row = dy_base + py * stride_dy_h
-                C_row = C_base + py.to(tl.int64) * W * stride_C_l
-                for tx in tl.static_range(len_x):
-                    px = x_lo + tx
-                    ok = row_ok & (px <= x_hi)
-                    g = tl.load(dy_row + px * stride_dy_w, mask=ok, other=0.0).to(tl.float32)
-                    if HAS_OBS:
-                        g *= tl.load(C_row + px * stride_C_l, mask=ok, other=0.0).to(tl.float32)
-                    part += g
-            acc += w * part
+            acc += w * _border_tap(dy_base, C_base, qy, qx, H, W, stride_dy_h, stride_dy_w,
+                                   stride_C_l, mask, (t // 3 - 1) * DIL, (t % 3 - 1) * DIL,
+                                   DIL * (t // 3 - 1) * (t // 3 - 1) + 1,
+                                   DIL * (t % 3 - 1) * (t % 3 - 1) + 1, HAS_OBS)
     return acc
 
 
@@ -273,7 +286,8 @@ def state_fusion_bwd(dout: torch.Tensor, h: torch.Tensor, k1: torch.Tensor, k3: 
         dout, h, *rows, alpha, C_arg, dh, s_part, dC_part,
         dim, height, width, batch, n_tw,
         *dout.stride(), *h.stride(), alpha.stride(0), *C_strides,
-        HAS_OBS=has_obs, GROUP_D=group_d, BLOCK_C=block_c, BLOCK_H=block_h, BLOCK_W=block_w,
+        HAS_OBS=has_obs, GROUP_D=group_d, N_TAPS=N_TAPS, BLOCK_C=block_c, BLOCK_H=block_h,
+        BLOCK_W=block_w,
     )
     n_bottom = width if height > 1 else 0
     side_cols = 2 if width > 1 else 1
