@@ -11,12 +11,8 @@ import pytest
 import torch
 from spec_oracle import fusion_oracle, sasf_oracle, scan_oracle
 
-from mmspatialmamba.ops import selective_scan, state_fusion, structure_aware_ssm
+from mmspatialmamba.ops import _utils, selective_scan, state_fusion, structure_aware_ssm
 from mmspatialmamba.ops.selective_scan.reference import linear_scan
-from mmspatialmamba.ops.selective_scan import triton_bwd as scan_bwd_mod
-from mmspatialmamba.ops.selective_scan import triton_fwd as scan_fwd_mod
-from mmspatialmamba.ops.state_fusion import triton_bwd as fusion_bwd_mod
-from mmspatialmamba.ops.state_fusion import triton_fwd as fusion_fwd_mod
 
 TOL = {torch.float32: (1e-5, 1e-4), torch.float16: (5e-3, 5e-3),
        torch.bfloat16: (1e-2, 1e-2)}  # (values, gradients): relative L2 error
@@ -212,13 +208,9 @@ def test_long_sequence(seed):
 
 
 def test_gpu_block_sizes(monkeypatch, seed):
-    """The block sizes the launchers pick for CUDA tensors, run under the interpreter: one
-    channel per fusion program and per scan program, several tiles per map."""
-    cuda = torch.device('cuda')
-    for module, name in ((scan_fwd_mod, '_block_sizes'), (scan_bwd_mod, '_block_sizes'),
-                         (fusion_fwd_mod, 'tile_sizes'), (fusion_bwd_mod, 'tile_sizes')):
-        real = getattr(module, name)
-        monkeypatch.setattr(module, name, lambda *a, _real=real: _real(*a[:-1], cuda))
+    """The block sizes the launchers pick for CUDA tensors (``_utils``), run under the
+    interpreter: one channel per fusion and scan program, several tiles per map."""
+    monkeypatch.setattr(_utils, 'sized_for_gpu', lambda device: True)
     inputs = sasf_inputs(1, 2, 3, 70, torch.float32)
     compare(structure_aware_ssm, sasf_oracle, inputs, SASF_NAMES, torch.float32, seed,
             hw=(3, 70), backend='triton')
