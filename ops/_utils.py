@@ -82,8 +82,7 @@ class StencilTiles:
     warps: int = 4
 
 
-def stencil_tiles(dim: int, height: int, width: int, device: torch.device,
-                  backward: bool = False) -> StencilTiles:
+def stencil_tiles(dim: int, height: int, width: int, device: torch.device) -> StencilTiles:
     """Tiles of the fusion's forward and main backward kernels.
 
     GPU: one channel per program and at most 512 pixels, at most 64 columns wide: the
