@@ -7,6 +7,7 @@ programs per SM); sizes for CPU tensors serve the Triton interpreter, where ever
 and every operation costs Python overhead, so they are few and wide.
 """
 import dataclasses
+from typing import Optional, Tuple
 
 import torch
 import triton
@@ -33,9 +34,11 @@ def inner_contiguous(x: torch.Tensor) -> torch.Tensor:
     return x if x.stride(-1) == 1 else x.contiguous()
 
 
-def sized_for_gpu(device: torch.device) -> bool:
-    """Whether launches on ``device`` get GPU sizes (CUDA) or interpreter sizes (CPU)."""
-    return device.type == 'cuda'
+def gpu_capability(device: torch.device) -> Optional[Tuple[int, int]]:
+    """Compute capability of a CUDA ``device``, e.g. (9, 0), or None for CPU tensors (the
+    Triton interpreter). Every sizing function below starts from it, so the compile check
+    and the tests replace this one function to size launches for a GPU they do not have."""
+    return torch.cuda.get_device_capability(device) if device.type == 'cuda' else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +65,7 @@ def scan_blocks(batch: int, dim: int, d_state: int, length: int, device: torch.d
     of the tile, padding included).
     """
     block_n = triton.next_power_of_2(d_state)
-    if sized_for_gpu(device):
+    if gpu_capability(device) is not None:
         block_d = 4 if batch * dim >= 1024 else 1
         tile = 1024 if backward else 2048
         warps = 8 if backward and block_d == 1 else 4
@@ -75,28 +78,38 @@ def scan_blocks(batch: int, dim: int, d_state: int, length: int, device: torch.d
 
 @dataclasses.dataclass(frozen=True)
 class StencilTiles:
-    """Programs of the fusion stencil: ``c`` channels x ``h`` rows x ``w`` cols of the map."""
+    """Programs of the fusion stencil: ``c`` channels x ``h`` rows x ``w`` cols of the map.
+
+    ``maxnreg``: registers per thread the compiler may use (None: its own choice).
+    """
     c: int
     h: int
     w: int
     warps: int = 4
+    maxnreg: Optional[int] = None
 
 
-def stencil_tiles(dim: int, height: int, width: int, device: torch.device) -> StencilTiles:
+def stencil_tiles(dim: int, height: int, width: int, device: torch.device,
+                  backward: bool = False) -> StencilTiles:
     """Tiles of the fusion's forward and main backward kernels.
 
-    GPU: one channel per program and at most 512 pixels, at most 64 columns wide: the
-    25 gathers per pixel stay in registers without spilling (the compile report's registers
-    per thread roughly double with 1024 pixels). Interpreter: up to 16 channels and 16384
-    elements per program.
+    GPU: one channel per program, at most 64 columns, 4 warps; 512 pixels forward and 256
+    backward (2 per thread), the sizes without spills in the compile report (1024 pixels
+    forward or 512 backward spill on sm_80 or sm_90). Left to itself, ptxas gives the
+    backward 80 registers before sm_90 and spills; ``maxnreg=128`` lets it take the 96 it
+    needs (4 programs per SM still fit). On sm_90 the same cap makes it spill, so there the
+    choice is left to ptxas. Interpreter: up to 16 channels and 16384 elements.
     """
-    if sized_for_gpu(device):
-        block_c, block_w, budget = 1, min(64, triton.next_power_of_2(width)), 512
+    capability = gpu_capability(device)
+    if capability is not None:
+        block_c, block_w = 1, min(64, triton.next_power_of_2(width))
+        budget = 256 if backward else 512
     else:
         block_c = min(16, triton.next_power_of_2(dim))
         block_w, budget = min(256, triton.next_power_of_2(width)), 16384 // block_c
     block_h = min(triton.next_power_of_2(height), max(1, budget // block_w))
-    return StencilTiles(block_c, block_h, block_w)
+    capped = backward and capability is not None and capability < (9, 0)
+    return StencilTiles(block_c, block_h, block_w, maxnreg=128 if capped else None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,11 +118,16 @@ class RingBlocks:
     c: int
     p: int
     warps: int = 4
+    maxnreg: Optional[int] = None
 
 
 def ring_blocks(dim: int, n_ring: int, device: torch.device) -> RingBlocks:
-    """Blocks of the border kernel over the ``n_ring`` pixels of the map's outer ring."""
-    if sized_for_gpu(device):
-        return RingBlocks(1, min(256, triton.next_power_of_2(n_ring)))
+    """Blocks of the border kernel over the ``n_ring`` pixels of the map's outer ring.
+
+    GPU: one channel and 256 ring pixels per program (128 spill on sm_90); ``maxnreg=128``
+    for the reason given in :func:`stencil_tiles` (without it, 4 bytes spill on sm_80).
+    """
+    if gpu_capability(device) is not None:
+        return RingBlocks(1, min(256, triton.next_power_of_2(n_ring)), maxnreg=128)
     block_c = min(16, triton.next_power_of_2(dim))
     return RingBlocks(block_c, min(4096 // block_c, triton.next_power_of_2(n_ring)))

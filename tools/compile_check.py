@@ -4,11 +4,12 @@ Runs ``structure_aware_ssm`` (sasf), ``selective_scan`` and ``state_fusion`` for
 backward at the tasks' shapes on fake CUDA tensors, compiles each launch with Triton and
 ptxas (both in the triton wheel) and prints, per kernel and architecture, grid, warps,
 registers, spills, shared memory, resident blocks per SM and a bytes-over-bandwidth time
-floor. Exit status 1 when a kernel does not compile or breaks a launch limit. How it works:
+floor. Exit status 1 when a kernel does not compile or breaks a launch limit (with
+``--strict``, also when it spills or fits fewer than 2 programs per SM). How it works:
 ``mmspatialmamba.ops.compile_check``.
 
 Usage:
-    python tools/compile_check.py --quick    # the CI subset (tests/ops/test_compile_check.py)
+    python tools/compile_check.py --quick --strict  # CI (tests/ops/test_compile_check.py)
     python tools/compile_check.py            # every arch, op, shape and dtype (by hand; long)
     python tools/compile_check.py --arch 90 --shape det1 det4 --dtype fp32
 """
@@ -38,6 +39,8 @@ def main(argv=None) -> int:
     p.add_argument('--op', nargs='+', help=f'ops {FULL.ops}')
     p.add_argument('--shape', nargs='+', help=f'shapes {FULL.shapes}')
     p.add_argument('--dtype', nargs='+', help=f'activation dtypes {FULL.dtypes}')
+    p.add_argument('--strict', action='store_true', help='also fail launches that spill '
+                   'registers or fit fewer than 2 programs per SM (the kernels\' goals)')
     args = p.parse_args(argv)
     try:
         selections = QUICK if args.quick else [parse_selection(
@@ -46,7 +49,7 @@ def main(argv=None) -> int:
     except ValueError as e:
         p.error(str(e))
     try:
-        failures = check(selections, sys.stdout)
+        failures = check(selections, sys.stdout, strict=args.strict)
     finally:
         shutil.rmtree(CACHE, ignore_errors=True)
     return 1 if failures else 0

@@ -77,12 +77,14 @@ def fake_cuda(shape: Sequence[int], dtype: torch.dtype = torch.float32,
 
 
 @contextlib.contextmanager
-def fake_cuda_outputs() -> Iterator[None]:
+def fake_cuda_outputs(capability: int) -> Iterator[None]:
     """Within the block, the ops' output allocator (``ops/_utils.py``: every buffer a
-    launcher allocates comes from it) returns :class:`FakeCudaTensor` s."""
-    real = _utils.new_output
+    launcher allocates comes from it) returns :class:`FakeCudaTensor` s, and the launch
+    sizing sees a device of compute capability ``sm_<capability>``."""
+    real = _utils.new_output, _utils.gpu_capability
     _utils.new_output = lambda *shape, dtype, device: fake_cuda(shape, dtype)
+    _utils.gpu_capability = lambda device: divmod(capability, 10)
     try:
         yield
     finally:
-        _utils.new_output = real
+        _utils.new_output, _utils.gpu_capability = real

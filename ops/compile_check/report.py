@@ -5,7 +5,10 @@ thread, shared memory per block, resident blocks per SM (and what limits them), 
 (programs over what the reference board holds at once), bytes the launch's tensors span and
 the modelled time (those bytes at the board's memory bandwidth: a floor, since it ignores
 latency and serial depth). A launch fails when it does not compile or breaks a launch limit
-of the architecture (:func:`.targets.launch_problems`); spills are reported, not failed.
+of the architecture (:func:`.targets.launch_problems`). The performance goals are flagged in
+the status column: ``spills`` (spill bytes > 0) and ``1 blk/SM`` (fewer than 2 resident
+programs per SM) fail too when ``strict``; ``few progs`` (fewer programs than 2 per SM of
+the board) is only flagged, since a launch may have no more work to split.
 """
 import dataclasses
 import time
@@ -37,15 +40,16 @@ QUICK = (Selection(archs=[90], ops=list(OPS), shapes=['cls'], dtypes=['fp32']),
          Selection(archs=[80], ops=['sasf'], shapes=['det1'], dtypes=['bf16']))
 
 
-def record(sel: Selection) -> List[Launch]:
-    """Run the selected cases forward and backward on fake CUDA tensors; return every
-    Triton launch they made, labelled with the case and the pass."""
+def record(sel: Selection, capability: int) -> List[Launch]:
+    """Run the selected cases forward and backward on fake CUDA tensors of compute
+    capability ``sm_<capability>``; return every Triton launch they made, labelled with the
+    case and the pass."""
     launches: List[Launch] = []
     for shape_key in sel.shapes:
         for op in sel.ops:
             for dtype in sel.dtypes:
                 case = f'{op} {dtype} {SHAPES[shape_key]}'
-                with fake_cuda_outputs():
+                with fake_cuda_outputs(capability):
                     with record_launches(f'{case} forward', launches):
                         out, leaves = OPS[op](SHAPES[shape_key], DTYPES[dtype])
                     with record_launches(f'{case} backward', launches):
@@ -68,32 +72,45 @@ def _constexprs(launch: Launch) -> str:
 
 HEADER = (f'{"arch":<6} {"kernel":<32} {"grid":<16} {"programs":>8} {"warps":>5} {"regs":>4} '
           f'{"spill":>5} {"smem":>6} {"blk/SM":>11} {"waves":>6} {"MB":>6} {"model_us":>8} '
-          f' {"status":<7} constexprs')
+          f' {"status":<18} constexprs')
 
 
-def check(selections: Sequence[Selection], out: TextIO) -> int:
-    """Print the report for ``selections`` to ``out``; return the number of failing launches."""
+def check(selections: Sequence[Selection], out: TextIO, strict: bool = False) -> int:
+    """Print the report for ``selections`` to ``out``; return the number of failing launches
+    (with ``strict``, launches below the spill and occupancy goals fail as well)."""
     start = time.time()
-    failures, spilling, known = 0, set(), {cap: {} for cap in ARCHS}
+    failures, flagged, known = 0, {}, {cap: {} for cap in ARCHS}
     for sel in selections:
-        failures += _check(sel, out, known, spilling)
-    print(f'\n{failures} failed; spilling: '
-          f'{", ".join(f"{k} on {a}" for a, k in sorted(spilling)) or "none"}; '
-          f'triton {triton.__version__}, torch {torch.__version__}; '
-          f'total {time.time() - start:.1f} s', file=out)
+        failures += _check(sel, out, known, flagged, strict)
+    print('\nbelow the goals: ' + ('; '.join(f'{name} on {arch}: {", ".join(sorted(goals))}'
+                                             for (arch, name), goals in sorted(flagged.items()))
+                                   or 'none'), file=out)
+    print(f'{failures} failed{" (strict)" if strict else ""}; triton {triton.__version__}, '
+          f'torch {torch.__version__}; total {time.time() - start:.1f} s', file=out)
     return failures
 
 
-def _check(sel: Selection, out: TextIO, known: dict, spilling: set) -> int:
-    launches = record(sel)
-    kernels = sorted({la.name for la in launches})
-    print(f'{sel}: {len(launches)} launches of {len(kernels)} kernels: {", ".join(kernels)}',
-          file=out)
+def _goals_missed(arch, programs: int, blocks: int, spill_bytes: int) -> List[str]:
+    missed = []
+    if spill_bytes:
+        missed.append('spills')
+    if blocks < 2:
+        missed.append('1 blk/SM')
+    if programs < 2 * arch.sms:
+        missed.append('few progs')
+    return missed
+
+
+def _check(sel: Selection, out: TextIO, known: dict, flagged: dict, strict: bool) -> int:
+    print(f'{sel}', file=out)
     failures = 0
     for cap in sel.archs:
         arch = ARCHS[cap]
+        launches = record(sel, cap)
+        kernels = sorted({la.name for la in launches})
         print(f'\n== {arch.name} (model: {arch.board}, {arch.sms} SMs, '
-              f'{arch.hbm_bytes_per_s / 1e12:.2f} TB/s) ==', file=out)
+              f'{arch.hbm_bytes_per_s / 1e12:.2f} TB/s): {len(launches)} launches of '
+              f'{len(kernels)} kernels: {", ".join(kernels)} ==', file=out)
         case, case_us = None, 0.0
         for la in launches:
             if la.case != case:
@@ -115,13 +132,14 @@ def _check(sel: Selection, out: TextIO, known: dict, spilling: set) -> int:
             model_us = la.tensor_bytes() / arch.hbm_bytes_per_s * 1e6
             case_us += model_us
             problems = launch_problems(arch, la.grid, c.warps, c.regs, c.smem)
-            failures += bool(problems)
-            if c.spill_bytes:
-                spilling.add((arch.name, la.name))
-            status = 'FAILED' if problems else 'spills' if c.spill_bytes else 'ok'
+            missed = _goals_missed(arch, la.programs, blocks, c.spill_bytes)
+            if missed:
+                flagged.setdefault((arch.name, la.name), set()).update(missed)
+            failures += bool(problems) or (strict and bool(set(missed) - {'few progs'}))
+            status = 'FAILED' if problems else ','.join(missed) or 'ok'
             print(f'{prefix} {c.warps:>5} {c.regs:>4} {c.spill_bytes:>5} {c.smem:>6} '
                   f'{blocks:>3} ({limiter:<7}) {waves:>6.1f} {mbytes:>6.0f} {model_us:>8.1f}  '
-                  f'{status:<7} {_constexprs(la)}', file=out)
+                  f'{status:<18} {_constexprs(la)}', file=out)
             for problem in problems:
                 print(f'    {problem}', file=out)
         print(f'   modelled {case}: {case_us:.0f} us', file=out)

@@ -261,7 +261,7 @@ def state_fusion_bwd(dout: torch.Tensor, h: torch.Tensor, k1: torch.Tensor, k3: 
     has_obs = C is not None
     if has_obs:
         C = _utils.inner_contiguous(C)
-    tiles = _utils.stencil_tiles(dim, height, width, device)
+    tiles = _utils.stencil_tiles(dim, height, width, device, backward=True)
     n_th, n_tw = triton.cdiv(height, tiles.h), triton.cdiv(width, tiles.w)
     # Channels per program: only the observation needs a reduction over channels (dC); a
     # group of channels adds one partial (batch, L) buffer.
@@ -281,7 +281,7 @@ def state_fusion_bwd(dout: torch.Tensor, h: torch.Tensor, k1: torch.Tensor, k3: 
         dim, height, width, batch, n_tw,
         *dout.stride(), *h.stride(), alpha.stride(0), *C_strides,
         HAS_OBS=has_obs, GROUP_D=group_d, N_TAPS=N_TAPS, BLOCK_C=tiles.c, BLOCK_H=tiles.h,
-        BLOCK_W=tiles.w, num_warps=tiles.warps,
+        BLOCK_W=tiles.w, num_warps=tiles.warps, maxnreg=tiles.maxnreg,
     )
     n_bottom = width if height > 1 else 0
     side_cols = 2 if width > 1 else 1
@@ -293,6 +293,7 @@ def state_fusion_bwd(dout: torch.Tensor, h: torch.Tensor, k1: torch.Tensor, k3: 
         dim, height, width, n_bottom, side_cols, n_ring,
         *dout.stride(), alpha.stride(0), *C_strides,
         HAS_OBS=has_obs, BLOCK_C=ring.c, BLOCK_P=ring.p, num_warps=ring.warps,
+        maxnreg=ring.maxnreg,
     )
     dk1, dk3, dk5, dalpha = _tap_sums_to_grads(s_part.sum(0), k1, k3, k5, alpha)
     dC = dC_part.sum(0).view(batch, 1, height * width).to(C.dtype) if has_obs else None

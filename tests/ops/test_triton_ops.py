@@ -210,7 +210,7 @@ def test_long_sequence(seed):
 def test_gpu_block_sizes(monkeypatch, seed):
     """The block sizes the launchers pick for CUDA tensors (``_utils``), run under the
     interpreter: one channel per fusion and scan program, several tiles per map."""
-    monkeypatch.setattr(_utils, 'sized_for_gpu', lambda device: True)
+    monkeypatch.setattr(_utils, 'gpu_capability', lambda device: (8, 0))
     inputs = sasf_inputs(1, 2, 3, 70, torch.float32)
     compare(structure_aware_ssm, sasf_oracle, inputs, SASF_NAMES, torch.float32, seed,
             hw=(3, 70), backend='triton')
