@@ -23,7 +23,12 @@ if os.environ.get('TRITON_INTERPRET', '0') == '1':
 
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.runtime.driver import driver  # noqa: E402
-from triton.runtime.jit import JITFunction, MockTensor  # noqa: E402
+from triton.runtime.jit import JITFunction  # noqa: E402
+
+try:
+    from triton.runtime.jit import MockTensor
+except ImportError:  # where older Triton releases keep it
+    from triton.runtime.driver import MockTensor
 
 _ORIGINAL_RUN = JITFunction.run
 
@@ -120,7 +125,6 @@ class Compiled:
     regs: int
     spill_bytes: int        # ptxas spill stores
     smem: int               # shared memory per block, bytes
-    key: str                # the cubin's hash: equal keys, same machine code
 
 
 _PTXAS_REGS = re.compile(r'Used (\d+) registers')
@@ -152,5 +156,5 @@ def compile_launch(launch: Launch, capability: int, known: dict) -> Compiled:
         known[kernel.hash] = Compiled(warps=kernel.metadata.num_warps,
                                       regs=int(regs.group(1)),
                                       spill_bytes=int(spills.group(1)),
-                                      smem=kernel.metadata.shared, key=kernel.hash)
+                                      smem=kernel.metadata.shared)
     return known[kernel.hash]

@@ -77,7 +77,7 @@ def fake_cuda(shape: Sequence[int], dtype: torch.dtype = torch.float32,
 
 
 @contextlib.contextmanager
-def fake_cuda_outputs(capability: int) -> Iterator[None]:
+def fake_cuda_device(capability: int) -> Iterator[None]:
     """Within the block, the ops' output allocator (``ops/_utils.py``: every buffer a
     launcher allocates comes from it) returns :class:`FakeCudaTensor` s, and the launch
     sizing sees a device of compute capability ``sm_<capability>``."""
