@@ -13,7 +13,7 @@ the board) is only flagged, since a launch may have no more work to split.
 import dataclasses
 import time
 import traceback
-from typing import Iterable, List, Sequence, TextIO
+from typing import Iterable, List, Sequence, TextIO, Tuple
 
 import torch
 import triton
@@ -40,21 +40,29 @@ QUICK = (Selection(archs=[90], ops=list(OPS), shapes=['cls'], dtypes=['fp32']),
          Selection(archs=[80], ops=['sasf'], shapes=['det1'], dtypes=['bf16']))
 
 
-def record(sel: Selection, capability: int) -> List[Launch]:
+def record(sel: Selection, capability: int) -> Tuple[List[Launch], List[str]]:
     """Run the selected cases forward and backward on fake CUDA tensors of compute
-    capability ``sm_<capability>``; return every Triton launch they made, labelled with the
-    case and the pass."""
+    capability ``sm_<capability>``. Returns every Triton launch they made, labelled with the
+    case and the pass, and the passes that launched no kernel at all (an op that fell back
+    to PyTorch would otherwise pass the check unchecked)."""
     launches: List[Launch] = []
+    silent = []
     for shape_key in sel.shapes:
         for op in sel.ops:
             for dtype in sel.dtypes:
                 case = f'{op} {dtype} {SHAPES[shape_key]}'
                 with fake_cuda_device(capability):
+                    before = len(launches)
                     with record_launches(f'{case} forward', launches):
                         out, leaves = OPS[op](SHAPES[shape_key], DTYPES[dtype])
+                    if len(launches) == before:
+                        silent.append(f'{case} forward')
+                    before = len(launches)
                     with record_launches(f'{case} backward', launches):
                         torch.autograd.grad(out, leaves, fake_cuda(out.shape, out.dtype))
-    return launches
+                    if len(launches) == before:
+                        silent.append(f'{case} backward')
+    return launches, silent
 
 
 def _error_text(e: BaseException) -> str:
@@ -106,11 +114,15 @@ def _check(sel: Selection, out: TextIO, known: dict, flagged: dict, strict: bool
     failures = 0
     for cap in sel.archs:
         arch = ARCHS[cap]
-        launches = record(sel, cap)
+        launches, silent = record(sel, cap)
         kernels = sorted({la.name for la in launches})
         print(f'\n== {arch.name} (model: {arch.board}, {arch.sms} SMs, '
               f'{arch.hbm_bytes_per_s / 1e12:.2f} TB/s): {len(launches)} launches of '
               f'{len(kernels)} kernels: {", ".join(kernels)} ==', file=out)
+        for case in silent:
+            failures += 1
+            print(f'FAILED: {case} launched no Triton kernel (did the op leave the Triton '
+                  'path?)', file=out)
         case, case_us = None, 0.0
         for la in launches:
             if la.case != case:

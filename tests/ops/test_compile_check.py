@@ -77,6 +77,9 @@ def test_a_kernel_that_does_not_compile_fails_the_check(tmp_path):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert 'sm_90  _broken_kernel' in proc.stdout and 'FAILED to compile' in proc.stdout
     assert 'SIZE' in proc.stdout, proc.stdout
+    # Its backward (2 * x) launches no kernel: reported, so a fallback cannot pass unseen.
+    assert 'broken fp32 cls 224 stage 1 (128,128,56,56) backward launched no Triton' in (
+        proc.stdout)
 
 
 @pytest.mark.parametrize('cap, smem, fits', [(90, 200 * 1024, True), (80, 200 * 1024, False),
