@@ -1,5 +1,16 @@
-"""Small helpers shared by the ops: the output allocator and dtype handling."""
+"""What the Triton launchers share: the output allocator, the layout rule and launch sizing.
+
+Every block size, tile and warp count a launcher uses comes from this module, so the sizes
+are chosen (and changed, and patched by tests) in one place. Sizes for CUDA tensors were
+chosen from the compile report (``tools/compile_check.py``: registers, spills, resident
+programs per SM); sizes for CPU tensors serve the Triton interpreter, where every program
+and every operation costs Python overhead, so they are few and wide.
+"""
+import dataclasses
+from typing import Optional, Tuple
+
 import torch
+import triton
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -12,3 +23,111 @@ def new_output(*shape: int, dtype: torch.dtype, device: torch.device) -> torch.T
     then shows up as a failure instead of as leftover memory that happens to look right.
     """
     return torch.empty(*shape, dtype=dtype, device=device)
+
+
+def inner_contiguous(x: torch.Tensor) -> torch.Tensor:
+    """``x`` itself when its innermost stride is 1, else a contiguous copy.
+
+    The kernels take any strides but read runs of the innermost dimension; a unit stride
+    there lets Triton specialise on it and vectorise. Other strides are passed through.
+    """
+    return x if x.stride(-1) == 1 else x.contiguous()
+
+
+def gpu_capability(device: torch.device) -> Optional[Tuple[int, int]]:
+    """Compute capability of a CUDA ``device``, e.g. (9, 0), or None for CPU tensors (the
+    Triton interpreter). Every sizing function below starts from it, so the compile check
+    and the tests replace this one function to size launches for a GPU they do not have."""
+    return torch.cuda.get_device_capability(device) if device.type == 'cuda' else None
+
+
+@dataclasses.dataclass(frozen=True)
+class ScanBlocks:
+    """Programs of the selective scan: ``d`` channels x ``n`` states (padded to a power of
+    two) per program, walking the sequence ``l`` positions at a time with ``warps`` warps."""
+    d: int
+    n: int
+    l: int
+    warps: int = 4
+
+
+def scan_blocks(batch: int, dim: int, d_state: int, length: int, device: torch.device,
+                backward: bool = False) -> ScanBlocks:
+    """Block sizes of the scan's forward or backward kernel.
+
+    GPU: programs are (channel block, batch row); a short batch of long rows (detection)
+    gets one channel per program so that ``batch * dim`` programs fill the device (fewer
+    than 2 per SM only when ``batch * dim < 264``: more needs a chunked scan). The
+    ``d * n * l`` tile is 2048 elements forward and 1024 backward, whose kernel holds about
+    twice as many live values per element; the backward's one-channel programs take 8 warps.
+    Larger tiles or fewer warps spill registers (compile report). Interpreter: 16 channels
+    per program, blocks no longer than the sequence (the interpreted scan costs per element
+    of the tile, padding included).
+    """
+    block_n = triton.next_power_of_2(d_state)
+    if gpu_capability(device) is not None:
+        block_d = 4 if batch * dim >= 1024 else 1
+        tile = 1024 if backward else 2048
+        warps = 8 if backward and block_d == 1 else 4
+        return ScanBlocks(block_d, block_n, max(16, min(1024, tile // (block_d * block_n))),
+                          warps)
+    block_d = min(16, triton.next_power_of_2(dim))
+    return ScanBlocks(block_d, block_n, min(triton.next_power_of_2(length),
+                                            max(16, 16384 // (block_d * block_n))))
+
+
+@dataclasses.dataclass(frozen=True)
+class StencilTiles:
+    """Programs of the fusion stencil: ``c`` channels x ``h`` rows x ``w`` cols of the map.
+
+    ``maxnreg``: registers per thread the compiler may use (None: its own choice).
+    """
+    c: int
+    h: int
+    w: int
+    warps: int = 4
+    maxnreg: Optional[int] = None
+
+
+def stencil_tiles(dim: int, height: int, width: int, device: torch.device,
+                  backward: bool = False) -> StencilTiles:
+    """Tiles of the fusion's forward and main backward kernels.
+
+    GPU: one channel per program, at most 64 columns, 4 warps; 512 pixels forward and 256
+    backward (2 per thread), the sizes without spills in the compile report (1024 pixels
+    forward or 512 backward spill on sm_80 or sm_90). Left to itself, ptxas gives the
+    backward 80 registers before sm_90 and spills; ``maxnreg=128`` lets it take the 96 it
+    needs (4 programs per SM still fit). On sm_90 the same cap makes it spill, so there the
+    choice is left to ptxas. Interpreter: up to 16 channels and 16384 elements.
+    """
+    capability = gpu_capability(device)
+    if capability is not None:
+        block_c, block_w = 1, min(64, triton.next_power_of_2(width))
+        budget = 256 if backward else 512
+    else:
+        block_c = min(16, triton.next_power_of_2(dim))
+        block_w, budget = min(256, triton.next_power_of_2(width)), 16384 // block_c
+    block_h = min(triton.next_power_of_2(height), max(1, budget // block_w))
+    capped = backward and capability is not None and capability < (9, 0)
+    return StencilTiles(block_c, block_h, block_w, maxnreg=128 if capped else None)
+
+
+@dataclasses.dataclass(frozen=True)
+class RingBlocks:
+    """Programs of the fusion backward's border kernel: ``c`` channels x ``p`` ring pixels."""
+    c: int
+    p: int
+    warps: int = 4
+    maxnreg: Optional[int] = None
+
+
+def ring_blocks(dim: int, n_ring: int, device: torch.device) -> RingBlocks:
+    """Blocks of the border kernel over the ``n_ring`` pixels of the map's outer ring.
+
+    GPU: one channel and 256 ring pixels per program (128 spill on sm_90); ``maxnreg=128``
+    for the reason given in :func:`stencil_tiles` (without it, 4 bytes spill on sm_80).
+    """
+    if gpu_capability(device) is not None:
+        return RingBlocks(1, min(256, triton.next_power_of_2(n_ring)), maxnreg=128)
+    block_c = min(16, triton.next_power_of_2(dim))
+    return RingBlocks(block_c, min(4096 // block_c, triton.next_power_of_2(n_ring)))

@@ -16,6 +16,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
+from .. import _utils
 from .._fallback import reference_grads, run_kernels
 from ..selective_scan.triton_bwd import selective_scan_bwd
 from ..selective_scan.triton_fwd import selective_scan_fwd
@@ -60,7 +61,7 @@ def _sasf_bwd(dy: torch.Tensor, u: torch.Tensor, delta: torch.Tensor, A: torch.T
               k5: torch.Tensor, alpha: torch.Tensor, h: torch.Tensor, height: int, width: int,
               delta_softplus: bool, may_fall_back: bool) -> List[torch.Tensor]:
     batch, dim, length = u.shape
-    dy = dy if dy.stride(-1) == 1 else dy.contiguous()
+    dy = _utils.inner_contiguous(dy)
 
     def kernels():
         dh, dk1, dk3, dk5, dalpha, dC = state_fusion_bwd(

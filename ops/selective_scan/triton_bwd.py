@@ -140,26 +140,6 @@ def _selective_scan_bwd_kernel(
         tl.store(dskip_part_ptr + part, dskip_acc, mask=mask_d)
 
 
-def _block_sizes(dim: int, d_state: int, length: int, device: torch.device) -> tuple:
-    """Channels per program, padded state count and positions per block (hand-picked).
-
-    Wider than the forward's channel blocks: ``dB`` is reduced over channels, and every
-    channel block adds one partial ``(batch, N, L)`` buffer. Under the interpreter (CPU
-    tensors) blocks are no longer than the sequence (the interpreted scan costs per element
-    of the tile, padding included) and otherwise long, to cut the per-step Python overhead.
-    """
-    block_n = triton.next_power_of_2(d_state)
-    block_d = min(16, triton.next_power_of_2(dim))
-    if device.type == 'cuda':
-        return block_d, block_n, max(16, min(512, 4096 // (block_d * block_n)))
-    return block_d, block_n, min(triton.next_power_of_2(length),
-                                 max(16, 16384 // (block_d * block_n)))
-
-
-def _inner_contiguous(x: torch.Tensor) -> torch.Tensor:
-    return x if x.stride(-1) == 1 else x.contiguous()
-
-
 def selective_scan_bwd(dh: torch.Tensor, u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor,
                        B: torch.Tensor, delta_bias: Optional[torch.Tensor], h: torch.Tensor,
                        delta_softplus: bool, dy: Optional[torch.Tensor] = None,
@@ -174,14 +154,14 @@ def selective_scan_bwd(dh: torch.Tensor, u: torch.Tensor, delta: torch.Tensor, A
         dA in A's; ``dbias`` (delta_bias's dtype) and ``dskip`` (skip's dtype) are None when
         the input is absent.
     """
-    dh, u, delta, B, h = (_inner_contiguous(x) for x in (dh, u, delta, B, h))
+    dh, u, delta, B, h = (_utils.inner_contiguous(x) for x in (dh, u, delta, B, h))
     has_skip = dy is not None
     if has_skip:
-        dy = _inner_contiguous(dy)
+        dy = _utils.inner_contiguous(dy)
     batch, dim, length = u.shape
     d_state = A.shape[1]
-    block_d, block_n, block_l = _block_sizes(dim, d_state, length, u.device)
-    n_dblocks = triton.cdiv(dim, block_d)
+    blocks = _utils.scan_blocks(batch, dim, d_state, length, u.device, backward=True)
+    n_dblocks = triton.cdiv(dim, blocks.d)
     device = u.device
     du = _utils.new_output(batch, dim, length, dtype=u.dtype, device=device)
     ddelta = _utils.new_output(batch, dim, length, dtype=delta.dtype, device=device)
@@ -202,7 +182,7 @@ def selective_scan_bwd(dh: torch.Tensor, u: torch.Tensor, delta: torch.Tensor, A
         *dh.stride(), *u.stride(), *delta.stride(), *A.stride(), *B.stride(), bias.stride(0),
         *h.stride(), *dy_arg.stride(), skip_arg.stride(0),
         HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(delta_softplus), HAS_SKIP=has_skip,
-        BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l,
+        BLOCK_D=blocks.d, BLOCK_N=blocks.n, BLOCK_L=blocks.l, num_warps=blocks.warps,
     )
     dB = dB_part.sum(0).to(B.dtype)
     dA = dA_part.sum(0).to(A.dtype)

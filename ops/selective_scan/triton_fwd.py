@@ -93,46 +93,27 @@ def _selective_scan_fwd_kernel(
         carry = tl.sum(tl.where(offs_l[None, None, :] == BLOCK_L - 1, h, 0.0), axis=2)
 
 
-def _block_sizes(dim: int, d_state: int, batch: int, length: int,
-                 device: torch.device) -> tuple:
-    """Channels per program, padded state count and positions per block (hand-picked).
-
-    GPU: few channels per program so that a short batch of long rows still fills the device,
-    and a ``BLOCK_D * BLOCK_N * BLOCK_L`` tile near 2048 elements. Under the interpreter
-    (CPU tensors) each program and each loop step costs Python overhead, while the
-    interpreted ``tl.associative_scan`` costs per element of the tile, padding included: tiles
-    there are wide in channels but no longer than the sequence.
-    """
-    block_n = triton.next_power_of_2(d_state)
-    if device.type == 'cuda':
-        block_d = 4 if batch * dim >= 1024 else 1
-        return block_d, block_n, max(16, min(1024, 2048 // (block_d * block_n)))
-    block_d = min(16, triton.next_power_of_2(dim))
-    return block_d, block_n, min(triton.next_power_of_2(length),
-                                 max(16, 16384 // (block_d * block_n)))
-
-
 def selective_scan_fwd(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
                        delta_bias: Optional[torch.Tensor], delta_softplus: bool,
                        out_dtype: Optional[torch.dtype] = None) -> torch.Tensor:
     """Launch the forward scan; returns h, (batch, D, N, L), in ``out_dtype`` (default u's).
 
-    Arguments are those of ``mmspatialmamba.ops.selective_scan`` (already validated). Inputs
-    whose innermost stride is not 1 are made contiguous; other strides are passed through.
+    Arguments are those of ``mmspatialmamba.ops.selective_scan`` (already validated); any
+    strides (``_utils.inner_contiguous``). Block sizes: ``_utils.scan_blocks``.
     """
-    u, delta, B = (x if x.stride(-1) == 1 else x.contiguous() for x in (u, delta, B))
+    u, delta, B = (_utils.inner_contiguous(x) for x in (u, delta, B))
     batch, dim, length = u.shape
     d_state = A.shape[1]
     h = _utils.new_output(batch, dim, d_state, length, dtype=out_dtype or u.dtype,
                           device=u.device)
-    block_d, block_n, block_l = _block_sizes(dim, d_state, batch, length, u.device)
+    blocks = _utils.scan_blocks(batch, dim, d_state, length, u.device)
     bias = delta_bias if delta_bias is not None else A  # never read when HAS_BIAS is False
-    grid = (triton.cdiv(dim, block_d), batch)
+    grid = (triton.cdiv(dim, blocks.d), batch)
     _selective_scan_fwd_kernel[grid](
         u, delta, A, B, bias, h,
         dim, d_state, length,
         *u.stride(), *delta.stride(), *A.stride(), *B.stride(), bias.stride(0), *h.stride(),
         HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(delta_softplus),
-        BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l,
+        BLOCK_D=blocks.d, BLOCK_N=blocks.n, BLOCK_L=blocks.l, num_warps=blocks.warps,
     )
     return h

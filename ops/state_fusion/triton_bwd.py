@@ -26,9 +26,11 @@ import triton
 import triton.language as tl
 
 from .. import _utils
-from .triton_fwd import _centre_weight, kernel_rows, tile_sizes
+from .triton_fwd import _centre_weight, kernel_rows
 
 # Per-tap sums S: index 0 is the shared centre, then 8 off-centre taps per dilation 1, 3, 5.
+# A plain int (the launcher sizes buffers with it), passed to the kernel as a constexpr:
+# a @triton.jit function cannot read a global that is not a tl.constexpr.
 N_TAPS = 25
 
 
@@ -48,25 +50,29 @@ def _bwd_dilation(h_base, dy_base, C_base, rows, cols, H, W,
                   stride_h_h, stride_h_w, stride_dy_h, stride_dy_w, stride_C_l,
                   mask, mask_c, g, w_ptr, alpha, s_ptr, dh, fused,
                   DIL: tl.constexpr, TAP0: tl.constexpr, HAS_OBS: tl.constexpr):
-    """Off-centre taps of one dilation: adds to ``dh`` (gather) and ``fused``; stores ``S``."""
-    for t in tl.static_range(9):
-        if t != 4:
-            oy = (t // 3 - 1) * DIL
-            ox = (t % 3 - 1) * DIL
-            w = alpha * tl.load(w_ptr + t, mask=mask_c, other=0.0).to(tl.float32)
-            r = tl.minimum(tl.maximum(rows + oy, 0), H - 1)
-            c = tl.minimum(tl.maximum(cols + ox, 0), W - 1)
-            hv = tl.load(h_base + r * stride_h_h + c * stride_h_w, mask=mask,
-                         other=0.0).to(tl.float32)
-            s_tap = tl.sum(tl.sum(g * hv, axis=2), axis=1)[:, None, None]
-            tl.store(s_ptr + TAP0 + t - t // 5, s_tap, mask=mask_c)
-            if HAS_OBS:
-                fused += w * hv
-            rs = rows - oy
-            cs = cols - ox
-            inside = mask & (rs >= 0) & (rs < H) & (cs >= 0) & (cs < W)
-            dh += w * _grad_at(dy_base, C_base, rs, cs, W, stride_dy_h, stride_dy_w,
-                               stride_C_l, inside, HAS_OBS)
+    """Off-centre taps of one dilation: adds to ``dh`` (gather) and ``fused``; stores ``S``.
+
+    A loop, not unrolled: unrolled, the compiler hoists the gathers of many taps and the
+    kernel spills registers (compile report).
+    """
+    for k in range(8):
+        t = k + k // 4                      # 3x3 tap index, skipping the centre (4)
+        oy = (t // 3 - 1) * DIL
+        ox = (t % 3 - 1) * DIL
+        w = alpha * tl.load(w_ptr + t, mask=mask_c, other=0.0).to(tl.float32)
+        r = tl.minimum(tl.maximum(rows + oy, 0), H - 1)
+        c = tl.minimum(tl.maximum(cols + ox, 0), W - 1)
+        hv = tl.load(h_base + r * stride_h_h + c * stride_h_w, mask=mask,
+                     other=0.0).to(tl.float32)
+        s_tap = tl.sum(tl.sum(g * hv, axis=2), axis=1)[:, None, None]
+        tl.store(s_ptr + TAP0 + k, s_tap, mask=mask_c)
+        if HAS_OBS:
+            fused += w * hv
+        rs = rows - oy
+        cs = cols - ox
+        inside = mask & (rs >= 0) & (rs < H) & (cs >= 0) & (cs < W)
+        dh += w * _grad_at(dy_base, C_base, rs, cs, W, stride_dy_h, stride_dy_w,
+                           stride_C_l, inside, HAS_OBS)
     return dh, fused
 
 
@@ -79,7 +85,7 @@ def _state_fusion_bwd_kernel(
     stride_h_batch, stride_h_d, stride_h_h, stride_h_w,
     stride_alpha,
     stride_C_batch, stride_C_l,
-    HAS_OBS: tl.constexpr, GROUP_D: tl.constexpr,
+    HAS_OBS: tl.constexpr, GROUP_D: tl.constexpr, N_TAPS: tl.constexpr,
     BLOCK_C: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr,
 ):
     n_groups = tl.cdiv(D, GROUP_D)
@@ -145,33 +151,35 @@ def _state_fusion_bwd_kernel(
 @triton.jit
 def _border_taps(dy_base, C_base, qy, qx, H, W, stride_dy_h, stride_dy_w, stride_C_l, mask,
                  mask_c, w_ptr, alpha, acc, DIL: tl.constexpr, HAS_OBS: tl.constexpr):
-    """Adds ``w * sum_{p : clamp(p + off) = q} G[p]`` over the off-centre taps of a dilation."""
-    for t in tl.static_range(9):
-        if t != 4:
-            oy: tl.constexpr = (t // 3 - 1) * DIL
-            ox: tl.constexpr = (t % 3 - 1) * DIL
-            # |oy| + 1 and |ox| + 1: the longest the folded ranges can be.
-            len_y: tl.constexpr = DIL * (t // 3 - 1) * (t // 3 - 1) + 1
-            len_x: tl.constexpr = DIL * (t % 3 - 1) * (t % 3 - 1) + 1
-            w = alpha * tl.load(w_ptr + t, mask=mask_c, other=0.0).to(tl.float32)
-            y_lo = tl.where(qy == 0, 0, tl.maximum(qy - oy, 0))
-            y_hi = tl.where(qy == H - 1, H - 1, tl.minimum(qy - oy, H - 1))
-            x_lo = tl.where(qx == 0, 0, tl.maximum(qx - ox, 0))
-            x_hi = tl.where(qx == W - 1, W - 1, tl.minimum(qx - ox, W - 1))
-            part = tl.zeros(mask.shape, dtype=tl.float32)
-            for ty in tl.static_range(len_y):
-                py = y_lo + ty
-                row_ok = mask & (py <= y_hi)
-                dy_row = dy_base + py * stride_dy_h
-                C_row = C_base + py.to(tl.int64) * W * stride_C_l
-                for tx in tl.static_range(len_x):
-                    px = x_lo + tx
-                    ok = row_ok & (px <= x_hi)
-                    g = tl.load(dy_row + px * stride_dy_w, mask=ok, other=0.0).to(tl.float32)
-                    if HAS_OBS:
-                        g *= tl.load(C_row + px * stride_C_l, mask=ok, other=0.0).to(tl.float32)
-                    part += g
-            acc += w * part
+    """Adds ``w * sum_{p : clamp(p + off) = q} G[p]`` over the off-centre taps of a dilation.
+
+    For a tap at offset ``(oy, ox)`` the folded ranges are at most ``|oy| + 1`` rows by
+    ``|ox| + 1`` columns. Loops, not unrolled: unrolled, the ~545 loads per ring pixel of
+    the 24 taps spill registers (compile report).
+    """
+    for k in range(8):
+        t = k + k // 4                      # 3x3 tap index, skipping the centre (4)
+        oy = (t // 3 - 1) * DIL
+        ox = (t % 3 - 1) * DIL
+        w = alpha * tl.load(w_ptr + t, mask=mask_c, other=0.0).to(tl.float32)
+        y_lo = tl.where(qy == 0, 0, tl.maximum(qy - oy, 0))
+        y_hi = tl.where(qy == H - 1, H - 1, tl.minimum(qy - oy, H - 1))
+        x_lo = tl.where(qx == 0, 0, tl.maximum(qx - ox, 0))
+        x_hi = tl.where(qx == W - 1, W - 1, tl.minimum(qx - ox, W - 1))
+        part = tl.zeros(mask.shape, dtype=tl.float32)
+        for ty in range(DIL * (t // 3 - 1) * (t // 3 - 1) + 1):
+            py = y_lo + ty
+            row_ok = mask & (py <= y_hi)
+            dy_row = dy_base + py * stride_dy_h
+            C_row = C_base + py.to(tl.int64) * W * stride_C_l
+            for tx in range(DIL * (t % 3 - 1) * (t % 3 - 1) + 1):
+                px = x_lo + tx
+                ok = row_ok & (px <= x_hi)
+                g = tl.load(dy_row + px * stride_dy_w, mask=ok, other=0.0).to(tl.float32)
+                if HAS_OBS:
+                    g *= tl.load(C_row + px * stride_C_l, mask=ok, other=0.0).to(tl.float32)
+                part += g
+        acc += w * part
     return acc
 
 
@@ -247,18 +255,17 @@ def state_fusion_bwd(dout: torch.Tensor, h: torch.Tensor, k1: torch.Tensor, k3: 
     Returns:
         ``(dh, dk1, dk3, dk5, dalpha, dC)``; ``dC`` (C's dtype) is None without ``C``.
     """
-    dout = dout if dout.stride(-1) == 1 else dout.contiguous()
-    h = h if h.stride(-1) == 1 else h.contiguous()
+    dout, h = _utils.inner_contiguous(dout), _utils.inner_contiguous(h)
     batch, dim, height, width = h.shape
     device = h.device
     has_obs = C is not None
     if has_obs:
-        C = C if C.stride(-1) == 1 else C.contiguous()
-    block_c, block_h, block_w = tile_sizes(dim, height, width, device)
-    n_th, n_tw = triton.cdiv(height, block_h), triton.cdiv(width, block_w)
+        C = _utils.inner_contiguous(C)
+    tiles = _utils.stencil_tiles(dim, height, width, device, backward=True)
+    n_th, n_tw = triton.cdiv(height, tiles.h), triton.cdiv(width, tiles.w)
     # Channels per program: only the observation needs a reduction over channels (dC); a
     # group of channels adds one partial (batch, L) buffer.
-    group_d = max(block_c, min(16, triton.next_power_of_2(dim))) if has_obs else block_c
+    group_d = max(tiles.c, min(16, triton.next_power_of_2(dim))) if has_obs else tiles.c
     n_groups = triton.cdiv(dim, group_d)
 
     dh = _utils.new_output(batch, dim, height, width, dtype=dh_dtype or h.dtype, device=device)
@@ -273,22 +280,20 @@ def state_fusion_bwd(dout: torch.Tensor, h: torch.Tensor, k1: torch.Tensor, k3: 
         dout, h, *rows, alpha, C_arg, dh, s_part, dC_part,
         dim, height, width, batch, n_tw,
         *dout.stride(), *h.stride(), alpha.stride(0), *C_strides,
-        HAS_OBS=has_obs, GROUP_D=group_d, BLOCK_C=block_c, BLOCK_H=block_h, BLOCK_W=block_w,
+        HAS_OBS=has_obs, GROUP_D=group_d, N_TAPS=N_TAPS, BLOCK_C=tiles.c, BLOCK_H=tiles.h,
+        BLOCK_W=tiles.w, num_warps=tiles.warps, maxnreg=tiles.maxnreg,
     )
     n_bottom = width if height > 1 else 0
     side_cols = 2 if width > 1 else 1
     n_ring = width + n_bottom + max(height - 2, 0) * side_cols
-    if device.type == 'cuda':
-        block_ring_c, block_p = 1, min(256, triton.next_power_of_2(n_ring))
-    else:  # interpreter: fewer, wider programs
-        block_ring_c = min(16, triton.next_power_of_2(dim))
-        block_p = min(4096 // block_ring_c, triton.next_power_of_2(n_ring))
-    grid = (batch * triton.cdiv(dim, block_ring_c), triton.cdiv(n_ring, block_p))
+    ring = _utils.ring_blocks(dim, n_ring, device)
+    grid = (batch * triton.cdiv(dim, ring.c), triton.cdiv(n_ring, ring.p))
     _state_fusion_bwd_border_kernel[grid](
         dout, *rows, alpha, C_arg, dh,
         dim, height, width, n_bottom, side_cols, n_ring,
         *dout.stride(), alpha.stride(0), *C_strides,
-        HAS_OBS=has_obs, BLOCK_C=block_ring_c, BLOCK_P=block_p,
+        HAS_OBS=has_obs, BLOCK_C=ring.c, BLOCK_P=ring.p, num_warps=ring.warps,
+        maxnreg=ring.maxnreg,
     )
     dk1, dk3, dk5, dalpha = _tap_sums_to_grads(s_part.sum(0), k1, k3, k5, alpha)
     dC = dC_part.sum(0).view(batch, 1, height * width).to(C.dtype) if has_obs else None

@@ -98,22 +98,6 @@ def _state_fusion_fwd_kernel(
              mask=mask)
 
 
-def tile_sizes(dim: int, height: int, width: int, device: torch.device) -> tuple:
-    """``(BLOCK_C, BLOCK_H, BLOCK_W)`` of the stencil tiles, hand-picked (no autotuning).
-
-    On the GPU a program owns one channel and at most 1024 pixels. Under the Triton
-    interpreter (CPU tensors) every program costs a fixed Python overhead per operation, so
-    a program takes up to 16 channels and 16384 elements, to cut the number of programs.
-    """
-    if device.type == 'cuda':
-        block_c, block_w, budget = 1, min(64, triton.next_power_of_2(width)), 1024
-    else:
-        block_c = min(16, triton.next_power_of_2(dim))
-        block_w, budget = min(256, triton.next_power_of_2(width)), 16384 // block_c
-    block_h = min(triton.next_power_of_2(height), max(1, budget // block_w))
-    return block_c, block_h, block_w
-
-
 def kernel_rows(k: torch.Tensor) -> torch.Tensor:
     """A (D, 1, 3, 3) kernel as contiguous (D, 9) rows, in its own dtype (no copy if possible)."""
     return k.reshape(k.shape[0], 9).contiguous()
@@ -131,24 +115,24 @@ def state_fusion_fwd(h: torch.Tensor, k1: torch.Tensor, k3: torch.Tensor, k5: to
             C (batch, 1, H*W), u (batch, D, H*W), skip (D,).
         out_dtype: Dtype of the result; default ``h.dtype``.
     """
-    h = h if h.stride(-1) == 1 else h.contiguous()
+    h = _utils.inner_contiguous(h)
     batch, dim, height, width = h.shape
     out = _utils.new_output(batch, dim, height, width, dtype=out_dtype or h.dtype,
                             device=h.device)
     if obs is not None:
         C, u, skip = obs
-        C = C if C.stride(-1) == 1 else C.contiguous()
-        u = u if u.stride(-1) == 1 else u.contiguous()
+        C, u = _utils.inner_contiguous(C), _utils.inner_contiguous(u)
         obs_args = (C, u, skip, C.stride(0), C.stride(2), *u.stride(), skip.stride(0))
     else:
         obs_args = (h, h, alpha, 0, 0, 0, 0, 0, 0)      # placeholders, never read
-    block_c, block_h, block_w = tile_sizes(dim, height, width, h.device)
-    grid = (batch * triton.cdiv(dim, block_c), triton.cdiv(height, block_h),
-            triton.cdiv(width, block_w))
+    tiles = _utils.stencil_tiles(dim, height, width, h.device)
+    grid = (batch * triton.cdiv(dim, tiles.c), triton.cdiv(height, tiles.h),
+            triton.cdiv(width, tiles.w))
     _state_fusion_fwd_kernel[grid](
         h, kernel_rows(k1), kernel_rows(k3), kernel_rows(k5), alpha, out, *obs_args[:3],
         dim, height, width,
         *h.stride(), alpha.stride(0), *obs_args[3:],
-        HAS_OBS=obs is not None, BLOCK_C=block_c, BLOCK_H=block_h, BLOCK_W=block_w,
+        HAS_OBS=obs is not None, BLOCK_C=tiles.c, BLOCK_H=tiles.h, BLOCK_W=tiles.w,
+        num_warps=tiles.warps, maxnreg=tiles.maxnreg,
     )
     return out

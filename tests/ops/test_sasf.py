@@ -8,11 +8,7 @@ import torch
 from op_utils import SASF_NAMES, case, case_id, compare, compare_backends, sasf_inputs
 from spec_oracle import sasf_oracle
 
-from mmspatialmamba.ops import structure_aware_ssm
-from mmspatialmamba.ops.selective_scan import triton_bwd as scan_bwd_mod
-from mmspatialmamba.ops.selective_scan import triton_fwd as scan_fwd_mod
-from mmspatialmamba.ops.state_fusion import triton_bwd as fusion_bwd_mod
-from mmspatialmamba.ops.state_fusion import triton_fwd as fusion_fwd_mod
+from mmspatialmamba.ops import _utils, structure_aware_ssm
 
 DIMS = 'BDHW'
 CASES = [
@@ -37,13 +33,9 @@ def test_structure_aware_ssm(backend, shape, dtype, options, seed):
 
 
 def test_gpu_block_sizes(monkeypatch, seed):
-    """The block sizes the launchers pick for CUDA tensors, run under the interpreter: one
-    channel per fusion program and per scan program, several tiles per map."""
-    cuda = torch.device('cuda')
-    for module, name in ((scan_fwd_mod, '_block_sizes'), (scan_bwd_mod, '_block_sizes'),
-                         (fusion_fwd_mod, 'tile_sizes'), (fusion_bwd_mod, 'tile_sizes')):
-        real = getattr(module, name)
-        monkeypatch.setattr(module, name, lambda *a, _real=real: _real(*a[:-1], cuda))
+    """The block sizes the launchers pick for CUDA tensors (``ops/_utils.py``), run under the
+    interpreter: one channel per fusion and scan program, several tiles per map."""
+    monkeypatch.setattr(_utils, 'gpu_capability', lambda device: (8, 0))
     compare(structure_aware_ssm, sasf_oracle, sasf_inputs(1, 2, 3, 70, torch.float32),
             SASF_NAMES, torch.float32, seed, backends=['triton'], hw=(3, 70))
 
