@@ -1,4 +1,5 @@
 """Spatial-Mamba backbone for dense prediction (mmdet, mmseg) and its release-config alias."""
+import logging
 from typing import List, Optional, Sequence, Tuple, Union
 
 from mmengine.logging import print_log
@@ -151,7 +152,7 @@ class MMSpatialMamba(SpatialMamba):
                          init_cfg=init_cfg)
         if release_leftovers:
             print_log(f'MM_SpatialMamba: ignoring Swin arguments inherited by the release '
-                      f'config: {sorted(release_leftovers)}', logger='current', level=30)
+                      f'config: {sorted(release_leftovers)}', logger='current', level=logging.WARNING)
         if not pretrained:
             print_log('MM_SpatialMamba: no pretrained checkpoint (pretrained is empty); '
                       'the backbone starts from its initialisation', logger='current')
