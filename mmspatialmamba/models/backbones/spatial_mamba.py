@@ -1,5 +1,4 @@
 """Spatial-Mamba backbone for dense prediction (mmdet, mmseg) and its release-config alias."""
-import logging
 from typing import List, Optional, Sequence, Tuple, Union
 
 from mmengine.logging import print_log
@@ -152,7 +151,7 @@ class MMSpatialMamba(SpatialMamba):
                          init_cfg=init_cfg)
         if release_leftovers:
             print_log(f'MM_SpatialMamba: ignoring Swin arguments inherited by the release '
-                      f'config: {sorted(release_leftovers)}', logger='current', level=logging.WARNING)
+                      f'config: {sorted(release_leftovers)}', logger='current', level=30)
         if not pretrained:
             print_log('MM_SpatialMamba: no pretrained checkpoint (pretrained is empty); '
                       'the backbone starts from its initialisation', logger='current')
