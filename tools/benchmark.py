@@ -64,10 +64,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     if min(args.shape) < 1 or min(args.batch_size) < 1 or args.iters < 1 or args.warmup < 0:
         parser.error(f'--shape and --batch-size must be positive, --iters >= 1, --warmup >= 0; '
                      f'got shape {args.shape}, batch {args.batch_size}, iters {args.iters}')
-    if args.config is not None and not os.path.isfile(args.config):
-        parser.error(f'config {args.config!r} not found; pass an existing config file or use '
-                     '--backbone/--classifier tiny|small|base')
-    from mmspatialmamba.analysis.builders import resolve_device_args
+    from mmspatialmamba.apis.cli import resolve_device_args
     resolve_device_args(parser, args)
     if args.backend is None:
         args.backend = ['triton' if args.device == 'cuda' else 'torch']
@@ -103,14 +100,16 @@ def build_model(args: argparse.Namespace, backend: str) -> Tuple[nn.Module, str,
 def run(args: argparse.Namespace) -> List[Measurement]:
     """Every (backend, batch size, mode) combination of ``args``."""
     from mmspatialmamba.analysis.builders import synthetic_batch
+    from mmspatialmamba.apis import exit_on_user_error
     height, width = args.shape
     rows = []
     for backend in args.backend:
-        model, task, label = build_model(args, backend)
-        if task == 'segmentation' and 'train' in args.modes and min(args.batch_size) < 2:
-            raise ValueError('training UperNet needs --batch-size >= 2 (its pyramid pooling '
-                             'module has a BatchNorm on 1x1 maps); pass --batch-size 2 or '
-                             '--modes inference')
+        with exit_on_user_error():
+            model, task, label = build_model(args, backend)
+            if task == 'segmentation' and 'train' in args.modes and min(args.batch_size) < 2:
+                raise ValueError('training UperNet needs --batch-size >= 2 (its pyramid '
+                                 'pooling module has a BatchNorm on 1x1 maps); pass '
+                                 '--batch-size 2 or --modes inference')
         model.to(args.device)
         compiled = None
         if args.compile:

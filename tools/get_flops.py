@@ -65,15 +65,17 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     from mmspatialmamba.analysis import count_complexity
     from mmspatialmamba.analysis.builders import (TensorMode, arch_name, build_from_config,
                                                   parse_arch, synthetic_batch)
+    from mmspatialmamba.apis import exit_on_user_error
     from mmspatialmamba.models import SpatialMambaClassifier
 
-    if args.classifier is not None:
-        arch_arg = parse_arch(args.classifier)
-        model: nn.Module = SpatialMambaClassifier(arch=arch_arg)
-        task, arch, backbone_name = 'classification', arch_name(arch_arg), None
-    else:
-        model, task, arch = build_from_config(args.config)
-        backbone_name = 'model.backbone'
+    with exit_on_user_error():
+        if args.classifier is not None:
+            arch_arg = parse_arch(args.classifier)
+            model: nn.Module = SpatialMambaClassifier(arch=arch_arg)
+            task, arch, backbone_name = 'classification', arch_name(arch_arg), None
+        else:
+            model, task, arch = build_from_config(args.config)
+            backbone_name = 'model.backbone'
     model.eval()
     height, width = args.shape or DEFAULT_SHAPES[task]
     images, samples = synthetic_batch(task, 1, height, width)

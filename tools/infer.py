@@ -10,7 +10,7 @@ import os.path as osp
 
 from mmengine.config import DictAction
 
-from mmspatialmamba.apis import draw_result, inference, init_model
+from mmspatialmamba.apis import draw_result, exit_on_user_error, inference, init_model
 from mmspatialmamba.checkpoint_io import add_trust_argument, apply_trust_argument
 
 
@@ -34,12 +34,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     apply_trust_argument(args)
-    try:
+    with exit_on_user_error():
         if not osp.isfile(args.image):
             raise FileNotFoundError(f'image {args.image!r} does not exist')
         model = init_model(args.config, args.checkpoint, args.device, args.cfg_options)
-    except (FileNotFoundError, ValueError) as error:
-        raise SystemExit(f'error: {error}') from None
     result = inference(model, args.image)
     draw_result(model, args.image, result, args.out, args.score_thr, args.opacity)
     print(f'wrote {args.out}')

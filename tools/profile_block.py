@@ -157,7 +157,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--json', metavar='PATH')
     parser.add_argument('--trace', metavar='PATH', help='also export a Chrome trace')
     args = parser.parse_args(argv)
-    from mmspatialmamba.analysis.builders import resolve_device_args
+    from mmspatialmamba.apis.cli import resolve_device_args
     resolve_device_args(parser, args)
     if args.backend is None:
         args.backend = 'triton' if args.device == 'cuda' else 'torch'
@@ -173,9 +173,11 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     args = parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    from mmspatialmamba.apis import exit_on_user_error
     from mmspatialmamba.models.trunk import resolve_arch
     from mmspatialmamba.models.layers import SpatialMambaBlock
-    dims, _, _ = resolve_arch(args.arch)
+    with exit_on_user_error():
+        dims, _, _ = resolve_arch(args.arch)
     dim = dims[args.stage]
     stride = 4 * 2 ** args.stage
     height, width = (-(-s // stride) for s in args.shape)

@@ -15,7 +15,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmspatialmamba  # noqa: F401  (registers the backbone and the safe checkpoint loader)
-from mmspatialmamba.apis.preflight import check_datasets, config_scope, setup_launcher
+from mmspatialmamba.apis import (check_datasets, config_scope, drop_pretrained_init,
+                                 exit_on_user_error, load_config, setup_launcher)
 from mmspatialmamba.checkpoint_io import add_trust_argument, apply_trust_argument
 
 
@@ -44,18 +45,10 @@ def build_config(args: argparse.Namespace) -> Config:
     """Load the config and apply the command-line options to it."""
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options, args.work_dir)
     scope = config_scope(cfg)
-    if args.work_dir:
-        cfg.work_dir = args.work_dir
-    elif not cfg.get('work_dir'):
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
-    # The weights come from the checkpoint: the ImageNet file is not needed.
-    if cfg.model.get('backbone', {}).get('init_cfg'):
-        cfg.model.backbone.init_cfg = None
+    drop_pretrained_init(cfg)
 
     if args.show_dir:
         if 'visualization' not in cfg.get('default_hooks', {}):
@@ -90,12 +83,10 @@ def build_config(args: argparse.Namespace) -> Config:
 def main(argv=None) -> None:
     args = parse_args(argv)
     apply_trust_argument(args)
-    try:
+    with exit_on_user_error():
         cfg = build_config(args)
         check_datasets(cfg, ['test'])
         setup_launcher(cfg, args.launcher)
-    except (FileNotFoundError, ValueError) as error:
-        raise SystemExit(f'error: {error}') from None
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     runner.test()
 

@@ -17,8 +17,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner, find_latest_checkpoint
 
 import mmspatialmamba  # noqa: F401  (registers the backbone and the safe checkpoint loader)
-from mmspatialmamba.apis.preflight import (check_datasets, check_pretrained, config_scope,
-                                           setup_launcher)
+from mmspatialmamba.apis import (check_datasets, exit_on_user_error, load_config,
+                                 resolve_pretrained, setup_launcher)
 from mmspatialmamba.checkpoint_io import add_trust_argument, apply_trust_argument
 
 
@@ -46,14 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def build_config(args: argparse.Namespace) -> Config:
     """Load the config and apply the command-line options to it."""
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    config_scope(cfg)
-    if args.work_dir:
-        cfg.work_dir = args.work_dir
-    elif not cfg.get('work_dir'):
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_config(args.config, args.cfg_options, args.work_dir)
     if args.amp:
         if not torch.cuda.is_available():
             raise ValueError('--amp needs a CUDA GPU (float16 autocast through '
@@ -77,15 +70,13 @@ def build_config(args: argparse.Namespace) -> Config:
 def main(argv=None) -> None:
     args = parse_args(argv)
     apply_trust_argument(args)
-    try:
+    with exit_on_user_error():
         cfg = build_config(args)
         resumes = cfg.get('resume') and (cfg.get('load_from') or
                                          find_latest_checkpoint(cfg.work_dir))
-        check_pretrained(cfg, weights_from_checkpoint=bool(resumes or cfg.get('load_from')))
+        resolve_pretrained(cfg, weights_from_checkpoint=bool(resumes or cfg.get('load_from')))
         check_datasets(cfg, ['train', 'val'] if cfg.get('val_dataloader') else ['train'])
         setup_launcher(cfg, args.launcher)
-    except (FileNotFoundError, ValueError) as error:
-        raise SystemExit(f'error: {error}') from None
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     runner.train()
 

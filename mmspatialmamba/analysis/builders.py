@@ -1,13 +1,13 @@
 """Models and synthetic inputs for the analysis tools (get_flops, benchmark)."""
-import argparse
 import json
-import os
 from typing import Any, List, Optional, Tuple, Union
 
 import torch
+from mmengine.model import revert_sync_batchnorm
+from mmengine.registry import MODELS, init_default_scope
 from torch import Tensor, nn
 
-TASKS = {'mmdet': 'detection', 'mmseg': 'segmentation'}
+from ..apis.config import TASKS, config_scope, drop_pretrained_init, load_config
 
 
 def parse_arch(text: str) -> Union[str, dict]:
@@ -43,6 +43,9 @@ def build_from_config(path: str, backend: Optional[str] = None
                       ) -> Tuple[nn.Module, str, Optional[str]]:
     """Build the model of an mmdet/mmseg config, without loading any checkpoint.
 
+    The backbone's ImageNet ``init_cfg`` is dropped: weights do not matter for counting and
+    timing, so no ImageNet file is needed.
+
     Args:
         path: Config file. backend: If given, sets ``model.backbone.backend``.
 
@@ -54,25 +57,11 @@ def build_from_config(path: str, backend: Optional[str] = None
         FileNotFoundError: If ``path`` does not exist.
         ValueError: If the config's ``default_scope`` is neither mmdet nor mmseg.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'config {path!r} not found; pass a config file such as '
-                                'configs/maskrcnn_spatialmamba_t_coco.py, or the tool\'s '
-                                '--classifier/--backbone option')
-    from mmengine.config import Config
-    from mmengine.model import revert_sync_batchnorm
-    from mmengine.registry import MODELS, init_default_scope
-    from mmengine.utils import import_modules_from_strings
-    cfg = Config.fromfile(path)
-    if cfg.get('custom_imports'):
-        import_modules_from_strings(**cfg.custom_imports)
-    scope = cfg.get('default_scope')
-    if scope not in TASKS:
-        raise ValueError(f'config {path!r} has default_scope={scope!r}; the analysis tools '
-                         "take mmdet and mmseg configs (default_scope 'mmdet' or 'mmseg')")
+    cfg = load_config(path)
+    scope = config_scope(cfg)
     init_default_scope(scope)
+    drop_pretrained_init(cfg)
     backbone = cfg.model.get('backbone', {})
-    if 'init_cfg' in backbone:
-        backbone.init_cfg = None        # weights are irrelevant to counting and timing
     if backend is not None:
         backbone.backend = backend
     model = revert_sync_batchnorm(MODELS.build(cfg.model))
@@ -134,17 +123,3 @@ class TensorMode(nn.Module):
     def forward(self, inputs: Tensor) -> Any:
         """inputs: (batch, 3, H, W) -> the model's raw head outputs."""
         return self.model(inputs, self.data_samples, mode='tensor')
-
-
-def resolve_device_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Check ``--threads`` and turn ``--device auto`` into 'cuda' or 'cpu', for the tools.
-
-    Calls ``parser.error`` (exit 2 with the message) on ``--threads`` < 1 or on
-    ``--device cuda`` without a CUDA device.
-    """
-    if args.threads is not None and args.threads < 1:
-        parser.error(f'--threads must be >= 1, got {args.threads}')
-    if args.device == 'auto':
-        args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    if args.device == 'cuda' and not torch.cuda.is_available():
-        parser.error('--device cuda, but no CUDA device is available; use --device cpu')

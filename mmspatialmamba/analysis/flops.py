@@ -15,24 +15,25 @@ layers and matmuls as multiply-adds, norms as a few operations per element, elem
 handle drops (identical at batch 1, where every published number was taken).
 
 Tracing our reference scan instead would count its internal chunked matmuls (wrongly) and be
-slow, so :func:`sasf_counting` swaps the mixer's op, for the duration of a ``with`` block
-only, for :class:`SASFCount`: an ``autograd.Function`` that appears in the trace as
-``prim::PythonOp.SASFCount`` and whose forward returns ``u.clone()``, a tensor of the right
-shape computed cheaply. Counting does not need the true values; the one place they could
-matter is a detector's proposals, whose number (reported by :func:`count_complexity` as RoIs)
-sets the RoI heads' cost.
+slow, so :func:`sasf_counting` has every mixer run :class:`SASFCount` as its core, through
+the override the mixer offers (:func:`~mmspatialmamba.models.layers.sasf.sasf_core_override`,
+for the current thread and the ``with`` block only). SASFCount is an ``autograd.Function``
+that appears in the trace as ``prim::PythonOp.SASFCount`` and whose forward returns
+``u.clone()``, a tensor of the right shape computed cheaply; mmengine's per-op handle
+:func:`sasf_flop_jit` counts it. Counting does not need the true values; the one place they
+could matter is a detector's proposals, whose number (reported by :func:`count_complexity` as
+RoIs) sets the RoI heads' cost.
 """
-import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, ContextManager, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.analysis.jit_handles import get_shape
 from torch import Tensor, nn
 
-from ..models.layers import sasf as _sasf_module
+from ..models.layers.sasf import sasf_core_override
 
 SASF_OP_NAME = 'prim::PythonOp.SASFCount'
 _SASF_COUNTER_KEY = 'PythonOp.SASFCount'  # FlopAnalyzer.by_operator drops the 'prim::'
@@ -114,24 +115,17 @@ def _counting_sasf(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D:
     return SASFCount.apply(u, delta, A, B, C, D, k1, k3, k5, alpha)
 
 
-@contextlib.contextmanager
-def sasf_counting() -> Iterator[None]:
+def sasf_counting() -> ContextManager[None]:
     """Route every ``StructureAwareSSM`` through :class:`SASFCount` inside the block.
 
-    Replaces the name ``structure_aware_ssm`` in :mod:`mmspatialmamba.models.layers.sasf`
-    (the one the mixer calls) and restores the original on exit, also on errors. Not
-    thread-safe: do not run models in other threads meanwhile.
+    Uses the mixer's :func:`~mmspatialmamba.models.layers.sasf.sasf_core_override`: only
+    the calling thread is affected, and the real op is back on exit, also on errors.
 
     Example:
         >>> with sasf_counting():
         ...     analyzer = FlopAnalyzer(model, (images,))
     """
-    original = _sasf_module.structure_aware_ssm
-    _sasf_module.structure_aware_ssm = _counting_sasf
-    try:
-        yield
-    finally:
-        _sasf_module.structure_aware_ssm = original
+    return sasf_core_override(_counting_sasf)
 
 
 @dataclass

@@ -1,6 +1,12 @@
-"""Inference helpers and the checks run by tools/train.py and tools/test.py."""
+"""What the tools call: config loading (:mod:`.config`), the dataset check (:mod:`.preflight`),
+the distributed launch (:mod:`.launcher`), the tools' error style (:mod:`.cli`) and
+single-image inference (:mod:`.inference`)."""
+from .cli import exit_on_user_error
+from .config import (config_scope, drop_pretrained_init, load_config, resolve_pretrained)
 from .inference import draw_result, inference, init_model
-from .preflight import check_datasets, check_pretrained, config_scope, setup_launcher
+from .launcher import setup_launcher
+from .preflight import check_datasets
 
-__all__ = ['check_datasets', 'check_pretrained', 'config_scope', 'draw_result', 'inference',
-           'init_model', 'setup_launcher']
+__all__ = ['check_datasets', 'config_scope', 'draw_result', 'drop_pretrained_init',
+           'exit_on_user_error', 'inference', 'init_model', 'load_config',
+           'resolve_pretrained', 'setup_launcher']

@@ -16,7 +16,7 @@ from mmengine.structures import BaseDataElement, PixelData
 import torch.nn.functional as F
 from torch import nn
 
-from .preflight import config_scope
+from .config import config_scope, drop_pretrained_init, load_config
 
 _names = itertools.count()
 
@@ -38,17 +38,18 @@ def init_model(config: Union[str, Config], checkpoint: Optional[str] = None,
         The model in eval mode, with ``cfg`` and ``dataset_meta`` (classes, palette) set.
 
     Raises:
-        FileNotFoundError: If ``checkpoint`` does not exist.
+        FileNotFoundError: If ``config`` (a path) or ``checkpoint`` does not exist.
         ValueError: If the config's ``default_scope`` is neither 'mmdet' nor 'mmseg'.
     """
-    cfg = Config.fromfile(config) if isinstance(config, str) else config.copy()
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    if isinstance(config, str):
+        cfg = load_config(config, cfg_options)
+    else:
+        cfg = config.copy()
+        cfg.merge_from_dict(cfg_options or {})
     scope = config_scope(cfg)
     if checkpoint is not None and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
-    if cfg.model.get('backbone', {}).get('init_cfg'):
-        cfg.model.backbone.init_cfg = None
+    drop_pretrained_init(cfg)
     if scope == 'mmdet':
         from mmdet.apis import init_detector
         return init_detector(cfg, checkpoint, device=device)

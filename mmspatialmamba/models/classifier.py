@@ -75,9 +75,8 @@ class SpatialMambaClassifier(SpatialMambaTrunk):
         Raises:
             ValueError: If ``x`` is not a (batch, in_channels, H, W) tensor.
         """
-        for _, out in self.iter_stages(x):  # keep only the last stage's output
-            pass
-        return self.norm(out).permute(0, 3, 1, 2)
+        stage_outputs = [out for _, out in self.iter_stages(x)]
+        return self.norm(stage_outputs[-1]).permute(0, 3, 1, 2)
 
     def forward(self, x: Tensor) -> Tensor:
         """Classify images.

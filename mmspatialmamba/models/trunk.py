@@ -4,6 +4,7 @@
 (``backbones/spatial_mamba.py``) adds per-stage output norms, the classifier
 (``classifier.py``) a final norm and a head. Parameter names follow the published checkpoints.
 """
+import logging
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -162,7 +163,7 @@ class SpatialMambaTrunk(BaseModule):
             print_log(f'{name}: skipped checkpoint keys: {reasons}', logger='current')
         if report['missing']:
             print_log(f'{name}: {len(report["missing"])} tensors not in the checkpoint keep '
-                      f'their initialisation: {report["missing"]}', logger='current', level=30)
+                      f'their initialisation: {report["missing"]}', logger='current', level=logging.WARNING)
         return report
 
     def iter_stages(self, x: Tensor) -> Iterator[Tuple[int, Tensor]]:

@@ -45,20 +45,24 @@ def test_classifier_sweep_plot_amp(tmp_path):
 
 @pytest.mark.parametrize('argv, match', [
     (['--backbone', 'tiny', '--device', 'cpu', '--backend', 'triton'], 'needs a CUDA device'),
-    (['missing_config.py'], 'not found'),
     (['--backbone', 'tiny', '--shape', '0', '224'], 'must be positive'),
     (['--backbone', 'tiny', '--classifier', 'tiny'], 'exactly one'),
     (['--backbone', 'tiny', '--device', 'cpu', '--plot', 'x.png'], 'sweep'),
-], ids=['triton-cpu', 'config', 'shape', 'two-models', 'plot-no-sweep'])
+], ids=['triton-cpu', 'shape', 'two-models', 'plot-no-sweep'])
 def test_usage_errors(argv, match, capsys):
     with pytest.raises(SystemExit):
         benchmark.main(argv)
     assert match in capsys.readouterr().err
 
 
-def test_unknown_arch():
-    with pytest.raises(ValueError, match='unknown arch'):
-        benchmark.main(['--backbone', 'huge', *FAST])
+@pytest.mark.parametrize('argv, match', [
+    (['--backbone', 'huge'], "^error: unknown arch 'huge'"),
+    (['missing_config.py'], "^error: config 'missing_config.py' not found"),
+], ids=['arch', 'config'])
+def test_user_errors(argv, match):
+    """User errors end the tool with 'error: ...' (exit status 1), as in every tool."""
+    with pytest.raises(SystemExit, match=match):
+        benchmark.main([*argv, *FAST])
 
 
 def test_profile_block(tmp_path):
@@ -78,3 +82,8 @@ def test_profile_block_errors(capsys):
     with pytest.raises(SystemExit):
         profile_block.main(['--stage', '4', '--device', 'cpu'])
     assert 'stage' in capsys.readouterr().err
+
+
+def test_profile_block_unknown_arch():
+    with pytest.raises(SystemExit, match="^error: unknown arch 'huge'"):
+        profile_block.main(['--arch', 'huge', '--device', 'cpu', '--threads', '1'])

@@ -1,10 +1,13 @@
 """SpatialMamba backbone: fidelity to SPEC, shapes, registries, freezing, checkpointing, errors."""
+from collections import Counter
+
 import pytest
 import torch
 from model_utils import randomize_
 from spec_oracle import backbone_oracle
 
 from mmspatialmamba.models import ARCH_SETTINGS, SpatialMamba
+from mmspatialmamba.models.layers import SpatialMambaBlock
 
 TINY = dict(dims=16, depths=(1, 2, 1, 1))
 
@@ -94,16 +97,35 @@ def test_norm_eval_keeps_bn_statistics():
     assert model.layers[0].blocks[0].training  # only BN is put in eval mode
 
 
+def _count_block_calls(model: SpatialMamba) -> Counter:
+    """Count every call of every block (a checkpointed block is called again in backward)."""
+    calls = Counter()
+    for name, module in model.named_modules():
+        if isinstance(module, SpatialMambaBlock):
+            module.register_forward_pre_hook(lambda *_, name=name: calls.update([name]))
+    return calls
+
+
+def _forward_backward(model: SpatialMamba, images: torch.Tensor) -> list:
+    outs = model(images)
+    sum((o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum() for o in outs).backward()
+    return outs
+
+
 def test_with_cp_gives_identical_outputs_and_gradients(seed):
+    """Same outputs and gradients, and each checkpointed block really is recomputed once in
+    backward (which fails if with_cp is ignored)."""
     plain = randomize_(SpatialMamba(arch=TINY, drop_path_rate=0.0)).train()
     ckpt = SpatialMamba(arch=TINY, drop_path_rate=0.0, with_cp=True).train()
     ckpt.load_state_dict(plain.state_dict())
     images = torch.randn(2, 3, 40, 36, requires_grad=True)
     grads = []
-    for model in (plain, ckpt):
+    for model, calls_per_block in ((plain, 1), (ckpt, 2)):
+        calls = _count_block_calls(model)
         images.grad = None
-        outs = model(images)
-        sum((o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum() for o in outs).backward()
+        outs = _forward_backward(model, images)
+        assert len(calls) == sum(TINY['depths'])
+        assert set(calls.values()) == {calls_per_block}, calls
         grads.append(([o.detach() for o in outs], images.grad.clone(),
                       [p.grad.clone() for p in model.parameters()]))
     (outs_a, gin_a, gp_a), (outs_b, gin_b, gp_b) = grads
@@ -112,6 +134,14 @@ def test_with_cp_gives_identical_outputs_and_gradients(seed):
     torch.testing.assert_close(gin_a, gin_b, rtol=1e-6, atol=1e-7)
     for a, b in zip(gp_a, gp_b):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_with_cp_is_off_in_eval():
+    """In eval mode with_cp does not checkpoint: each block runs once, even with backward."""
+    model = SpatialMamba(arch=TINY, drop_path_rate=0.0, with_cp=True).eval()
+    calls = _count_block_calls(model)
+    _forward_backward(model, torch.randn(1, 3, 32, 32, requires_grad=True))
+    assert len(calls) == sum(TINY['depths']) and set(calls.values()) == {1}, calls
 
 
 def test_eval_sees_updated_fusion_weights():

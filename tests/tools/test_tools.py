@@ -19,7 +19,7 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-from mmspatialmamba.apis.preflight import check_datasets, check_pretrained
+from mmspatialmamba.apis import check_datasets
 
 DET = 'maskrcnn_spatialmamba_t_coco'
 DET_3X = 'maskrcnn_spatialmamba_t_3x_coco'
@@ -146,15 +146,6 @@ def test_train_cli_reports_missing_dataset(tmp_path):
     assert result.returncode == 1
     assert 'dataset not found' in result.stderr and 'ADEChallengeData2016' in result.stderr
     assert 'Traceback' not in result.stderr
-
-
-def test_missing_pretrained_error_names_option(tmp_path):
-    cfg = Config.fromfile(osp.join(ROOT, 'configs', f'{DET}.py'))
-    cfg.model.backbone.init_cfg.checkpoint = str(tmp_path / 'absent.pth')
-    with pytest.raises(FileNotFoundError, match='model.backbone.init_cfg.checkpoint='):
-        check_pretrained(cfg)
-    check_pretrained(cfg, weights_from_checkpoint=True)  # resuming: weights come from there
-    assert cfg.model.backbone.init_cfg is None
 
 
 class _Recorder(Hook):

@@ -110,6 +110,8 @@ class SpatialMambaBlock(nn.Module):
 
     ``x += cpe1(x)``; ``x += drop_path(mixer(ln_1(x)))``; ``x += cpe2(x)``;
     ``x += drop_path(mlp(ln_2(x)))``. cpe1/cpe2 are depthwise conv3x3 positional encodings.
+    The mixer, a :class:`StructureAwareSSM`, is the attribute ``self_attention``: the name
+    comes from the published checkpoints and cannot change, but it is the SSM, not attention.
 
     Args:
         dim: Channels C. drop_path: Stochastic depth rate of this block.

@@ -4,8 +4,10 @@ All of the scan, fusion and observation math runs through :mod:`mmspatialmamba.o
 mixer runs on the Triton kernels for CUDA tensors and on the PyTorch reference on CPU.
 Parameter names follow the published checkpoints exactly (SPEC "Checkpoint compatibility").
 """
+import contextlib
 import math
-from typing import Optional
+from contextvars import ContextVar
+from typing import Callable, Iterator, Optional
 
 import torch
 import torch.nn.functional as F
@@ -13,14 +15,42 @@ from torch import Tensor, nn
 
 from ...ops import structure_aware_ssm
 
+# The function every StructureAwareSSM runs as its SASF core; None means the op itself.
+_sasf_core: ContextVar[Optional[Callable[..., Tensor]]] = ContextVar('sasf_core', default=None)
+
+
+@contextlib.contextmanager
+def sasf_core_override(core: Callable[..., Tensor]) -> Iterator[None]:
+    """Run ``core`` instead of the SASF op in every :class:`StructureAwareSSM` in the block.
+
+    ``core`` is called exactly as :func:`~mmspatialmamba.ops.structure_aware_ssm` and must
+    return its output, (batch, D, L). This is how FLOP counting
+    (:func:`mmspatialmamba.analysis.sasf_counting`) puts one traceable node in the place of
+    the core. The override is held in a ``contextvars.ContextVar``: it applies to the current
+    thread (and asyncio task) only, and is undone on exit, also on errors.
+
+    Example:
+        >>> with sasf_core_override(lambda u, *args, **kwargs: u.clone()):
+        ...     y = mixer(x)
+    """
+    token = _sasf_core.set(core)
+    try:
+        yield
+    finally:
+        _sasf_core.reset(token)
+
 
 class StateFusion(nn.Module):
     """Parameters of the structure-aware state fusion (SPEC step 6).
 
-    Three depthwise 3x3 kernels for dilations 1, 3 and 5 and their mixing weights, all
-    initialised to ones as in the release. The fusion itself runs inside
-    :func:`~mmspatialmamba.ops.structure_aware_ssm`, which reads these parameters on every
-    call (no merged kernel is cached, so evaluation never sees stale weights).
+    Three depthwise 3x3 kernels and their mixing weights, all initialised to ones as in the
+    release: ``kernel_3`` is applied at dilation 1, ``kernel_3_1`` at dilation 3 and
+    ``kernel_3_2`` at dilation 5, mixed by ``alpha[0..2]`` in that order. The names are the
+    published checkpoints' and cannot change; there they read
+    ``layers.<i>.blocks.<j>.self_attention.state_fusion.kernel_3``, where ``self_attention``
+    is the block's SSM mixer (:class:`StructureAwareSSM`), not attention. The fusion itself
+    runs inside :func:`~mmspatialmamba.ops.structure_aware_ssm`, which reads these parameters
+    on every call (no merged kernel is cached, so evaluation never sees stale weights).
 
     Args:
         dim: Number of state channels D.
@@ -39,7 +69,8 @@ class StructureAwareSSM(nn.Module):
 
     ``in_proj`` -> (x, z); x -> depthwise conv3x3 + SiLU -> per-position projections
     (dt, B, C) -> scan + structure-aware fusion + observation (one op) -> ``out_norm`` ->
-    times SiLU(z) -> ``out_proj``.
+    times SiLU(z) -> ``out_proj``. A block holds it as ``self_attention`` (the release's
+    name, kept for its checkpoints), though it is an SSM, not attention.
 
     Args:
         d_model: Channels C of the input and output.
@@ -105,7 +136,8 @@ class StructureAwareSSM(nn.Module):
         dt_low, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=1)
         delta = torch.matmul(self.dt_projs_weight, dt_low)           # (batch, D, L)
         sf = self.state_fusion
-        y = structure_aware_ssm(
+        core = _sasf_core.get() or structure_aware_ssm
+        y = core(
             u, delta, -torch.exp(self.A_logs.float()), B, C, self.Ds, self.dt_projs_bias,
             sf.kernel_3, sf.kernel_3_1, sf.kernel_3_2, sf.alpha, (height, width),
             delta_softplus=True, backend=self.backend)
