@@ -52,13 +52,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     import torch
     import mmspatialmamba  # noqa: F401  (registers the models)
     from mmspatialmamba.analysis.builders import build_from_config
+    from mmspatialmamba.apis import exit_on_user_error
     from mmspatialmamba.deploy import onnx_export
 
-    try:
+    with exit_on_user_error():
         model, task, _ = build_from_config(args.config, backend='torch')
-    except (FileNotFoundError, ValueError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 1
     if args.checkpoint:
         from mmengine.runner import load_checkpoint
         apply_trust_argument(args)

@@ -92,3 +92,12 @@ def test_tool_rejects_bad_arguments(tmp_path, argv, message):
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_tool_reports_a_missing_config_in_one_line(tmp_path):
+    result = subprocess.run([sys.executable, TOOL, 'configs/no_such_config.py', '--shape', '64',
+                             '64', '--out', str(tmp_path / 'x.onnx')], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith('error: config')
+    assert 'Traceback' not in result.stderr
