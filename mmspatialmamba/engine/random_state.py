@@ -78,7 +78,7 @@ class RandomStateHook(Hook):
 
     def __init__(self) -> None:
         self._states: Optional[List[dict]] = None
-        self._loaded: Optional[dict] = None
+        self._loaded: Optional[tuple] = None  # (meta iter, states) of the loaded checkpoint
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         state = capture_random_state()
@@ -96,14 +96,14 @@ class RandomStateHook(Hook):
         checkpoint[CHECKPOINT_KEY] = self._states
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        self._loaded = checkpoint
+        self._loaded = checkpoint.get('meta', {}).get('iter'), checkpoint.get(CHECKPOINT_KEY)
 
     def before_train(self, runner) -> None:
         """Adopt the loaded checkpoint's states if it was resumed (its iteration is the run's)."""
-        checkpoint, self._loaded = self._loaded, None
-        if checkpoint is None or checkpoint.get('meta', {}).get('iter') != runner.iter:
+        loaded, self._loaded = self._loaded, None
+        if loaded is None or loaded[0] != runner.iter:
             return
-        states = checkpoint.get(CHECKPOINT_KEY)
+        states = loaded[1]
         if states is None:
             print_log('the resumed checkpoint holds no random state (written without '
                       'RandomStateHook): the run continues, but its random draws will differ '

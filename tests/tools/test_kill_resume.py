@@ -27,10 +27,12 @@ import time
 import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
 from tiny_runs import ROOT, dump, run_tool, tiny_config
 
 from mmspatialmamba.datasets import make_coco_instances
-from mmspatialmamba.engine import SampleKey, SeededDataset, latest_complete_checkpoint
+from mmspatialmamba.engine import (SampleKey, SeededDataset, latest_complete_checkpoint,
+                                   prepare_resume)
 from mmspatialmamba.engine.random_state import capture_random_state, restore_random_state
 
 ITERS, EVERY = 6, 3  # the kill lands in iteration EVERY + 2, after iteration EVERY + 1 logged
@@ -169,6 +171,24 @@ def test_resume_named_truncated_checkpoint_says_which_and_what_to_do(unbroken, t
     message = result.stderr
     assert f'--resume {truncated}: cannot resume from this file' in message
     assert 'cut short' in message and 'run --resume without a path' in message
+
+
+def test_resume_takes_the_seed_the_checkpoint_was_trained_with(unbroken, tmp_path):
+    """The samplers are built from the config's seed before the Runner reads the checkpoint."""
+    _, reference_dir = unbroken['maskrcnn_spatialmamba_t_coco']
+    checkpoint = osp.join(reference_dir, f'iter_{EVERY}.pth')
+    for randomness in ({}, dict(seed=7)):  # no seed (a new one each run), another seed
+        cfg = Config(dict(work_dir=str(tmp_path), randomness=randomness))
+        prepare_resume(cfg, checkpoint)
+        assert cfg.resume and cfg.load_from == checkpoint and cfg.randomness.seed == 0
+    cfg = Config(dict(work_dir=str(tmp_path)))
+    prepare_resume(cfg, 'auto')  # an empty work dir: a fresh start
+    assert not cfg.resume and cfg.load_from is None
+    with pytest.raises(FileNotFoundError, match='no such checkpoint file'):
+        prepare_resume(cfg, str(tmp_path / 'absent.pth'))
+    _truncate(osp.join(reference_dir, f'iter_{ITERS}.pth'), str(tmp_path / 'cut.pth'))
+    with pytest.raises(ValueError, match=r'cut\.pth: cannot resume .* not a complete torch\.save'):
+        prepare_resume(cfg, str(tmp_path / 'cut.pth'))
 
 
 _KILLED_WHILE_SAVING = """
