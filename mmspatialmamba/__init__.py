@@ -16,4 +16,5 @@ if tuple(int(p) for p in torch.__version__.split('.')[:2]) < _MIN_TORCH:
                       'upgrade torch, e.g. pip install torch==2.13.0')
 
 from . import checkpoint_io  # noqa: E402,F401  (registers mmengine's safe local loader)
+from . import engine  # noqa: E402,F401  (registers the resume hook, seeded data, atomic saving)
 from .models import *  # noqa: E402,F401,F403

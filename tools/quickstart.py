@@ -32,6 +32,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 import mmspatialmamba  # noqa: E402,F401
 from mmspatialmamba.apis import draw_result, inference, init_model  # noqa: E402
+from mmspatialmamba.engine import make_resumable  # noqa: E402
 from mmspatialmamba.datasets import (ade_metainfo, coco_metainfo, make_ade_semantic,  # noqa: E402
                                      make_coco_instances)
 
@@ -206,6 +207,7 @@ def main(argv=None) -> None:
                                                         args.batch_size, lr)
     cfg.work_dir = work_dir
     cfg.randomness = dict(seed=args.seed)
+    make_resumable(cfg)  # as tools/train.py does, so `train.py CONFIG --resume` replays exactly
     runner = Runner.from_cfg(cfg)
     for handler in runner.logger.handlers:  # the full log still goes to the log file
         if type(handler) is logging.StreamHandler:

@@ -4,7 +4,7 @@ The toolkit is picked from the config's ``default_scope``. Examples::
 
     python tools/train.py configs/maskrcnn_spatialmamba_t_coco.py
     python tools/train.py configs/upernet_spatialmamba_t_ade20k.py --amp --auto-scale-lr
-    python tools/train.py CONFIG --resume                      # latest checkpoint in work_dir
+    python tools/train.py CONFIG --resume                      # latest complete checkpoint
     python tools/train.py CONFIG --resume work_dirs/x/iter_8000.pth
     bash tools/dist_train.sh CONFIG 8                          # torchrun, 8 GPUs (DDP)
 """
@@ -14,12 +14,13 @@ import os.path as osp
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
-from mmengine.runner import Runner, find_latest_checkpoint
+from mmengine.runner import Runner
 
 import mmspatialmamba  # noqa: F401  (registers the backbone and the safe checkpoint loader)
 from mmspatialmamba.apis import (check_datasets, exit_on_user_error, load_config,
                                  resolve_pretrained, setup_launcher)
 from mmspatialmamba.checkpoint_io import add_trust_argument, apply_trust_argument
+from mmspatialmamba.engine import make_resumable, prepare_resume
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -30,8 +31,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--amp', action='store_true',
                         help='float16 mixed precision (AmpOptimWrapper, CUDA only)')
     parser.add_argument('--resume', nargs='?', const='auto', metavar='CKPT',
-                        help='resume from CKPT, or without a value from the latest checkpoint '
-                        'in the work dir')
+                        help='resume from CKPT, or without a value from the latest complete '
+                        'checkpoint in the work dir')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help="scale the LR by (GPUs x batch) / the config's "
                         'auto_scale_lr.base_batch_size')
@@ -58,12 +59,8 @@ def build_config(args: argparse.Namespace) -> Config:
             raise ValueError('--auto-scale-lr needs auto_scale_lr = dict(base_batch_size=N) in '
                              'the config (N = the total batch the LR was set for)')
         cfg.auto_scale_lr.enable = True
-    if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume is not None:
-        if not osp.isfile(args.resume):
-            raise FileNotFoundError(f'--resume {args.resume}: no such checkpoint file')
-        cfg.resume, cfg.load_from = True, args.resume
+    if args.resume is not None:
+        prepare_resume(cfg, args.resume)
     return cfg
 
 
@@ -72,11 +69,10 @@ def main(argv=None) -> None:
     apply_trust_argument(args)
     with exit_on_user_error():
         cfg = build_config(args)
-        resumes = cfg.get('resume') and (cfg.get('load_from') or
-                                         find_latest_checkpoint(cfg.work_dir))
-        resolve_pretrained(cfg, weights_from_checkpoint=bool(resumes or cfg.get('load_from')))
+        resolve_pretrained(cfg, weights_from_checkpoint=bool(cfg.get('load_from')))
         check_datasets(cfg, ['train', 'val'] if cfg.get('val_dataloader') else ['train'])
         setup_launcher(cfg, args.launcher)
+        make_resumable(cfg)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     runner.train()
 
