@@ -35,8 +35,21 @@ def build_for_cpu(cfg: Config) -> torch.nn.Module:
     return model
 
 
-def det_batch(size: int, num_images: int = 2) -> dict:
-    """Images with two boxes each (labels 1 and 5) and box-shaped instance masks."""
+def loads_masks(cfg: Config) -> bool:
+    """Whether the config's training pipeline loads instance masks (``LoadAnnotations`` with
+    ``with_mask=True``), so a batch carries them exactly when the real data would."""
+    def walk(node) -> bool:
+        if isinstance(node, dict):
+            if node.get('type') == 'LoadAnnotations' and node.get('with_mask'):
+                return True
+            return any(walk(v) for v in node.values())
+        return isinstance(node, (list, tuple)) and any(walk(v) for v in node)
+    return walk(cfg.train_dataloader)
+
+
+def det_batch(size: int, with_masks: bool, num_images: int = 2) -> dict:
+    """Images with two boxes each (labels 1 and 5), and box-shaped instance masks if
+    ``with_masks``."""
     from mmdet.structures import DetDataSample
     from mmdet.structures.bbox import HorizontalBoxes
     from mmdet.structures.mask import BitmapMasks
@@ -51,9 +64,10 @@ def det_batch(size: int, num_images: int = 2) -> dict:
         sample = DetDataSample(metainfo=dict(
             img_id=i, img_shape=(size, size), ori_shape=(size, size), scale_factor=(1.0, 1.0),
             flip=False, flip_direction=None))
-        sample.gt_instances = InstanceData(
-            bboxes=HorizontalBoxes(boxes.clone()), labels=torch.tensor([1, 5]),
-            masks=BitmapMasks(masks, size, size))
+        sample.gt_instances = InstanceData(bboxes=HorizontalBoxes(boxes.clone()),
+                                           labels=torch.tensor([1, 5]))
+        if with_masks:
+            sample.gt_instances.masks = BitmapMasks(masks, size, size)
         samples.append(sample)
     return dict(inputs=_images(size, num_images), data_samples=samples)
 

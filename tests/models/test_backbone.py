@@ -204,10 +204,11 @@ def test_pretrained_is_a_deprecated_alias_of_init_cfg(tmp_path):
 
 
 def test_pretrained_through_an_mmseg_segmentor(tmp_path):
+    from mmengine.config import ConfigDict
     registry = pytest.importorskip('mmseg.registry').MODELS
     path = _save_state(randomize_(SpatialMamba(arch=TINY)), tmp_path / 'ckpt.pth')
     with pytest.warns(UserWarning, match='pretrained is deprecated'):
-        segmentor = registry.build(dict(
+        segmentor = registry.build(ConfigDict(
             type='EncoderDecoder', pretrained=path,
             backbone=dict(type='SpatialMamba', arch=TINY, out_indices=(3,)),
             decode_head=dict(type='FCNHead', in_channels=128, channels=8, num_classes=2)))
@@ -328,7 +329,7 @@ def test_frozen_stages_with_norm_eval_stay_fixed_through_a_training_step():
     model = randomize_(SpatialMamba(arch=TINY, frozen_stages=1, norm_eval=True)).train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
-    sum(o.square().mean() for o in model(torch.randn(2, 3, 32, 32))).backward()
+    sum(o.square().mean() for o in model(torch.randn(2, 3, 64, 64))).backward()
     optimizer.step()
     after = model.state_dict()
     for key in before:
@@ -337,25 +338,23 @@ def test_frozen_stages_with_norm_eval_stay_fixed_through_a_training_step():
         assert torch.equal(before[key], after[key]) == frozen, key
 
 
-def test_amp_optim_wrapper_bfloat16_step_on_cpu():
-    """mmengine's AmpOptimWrapper (the toolkits' ``--amp``) runs the backbone under autocast:
-    a bfloat16 step on the CPU gives fp32 parameters with finite gradients."""
-    from mmengine.optim import AmpOptimWrapper
-    model = SpatialMamba(arch=TINY, drop_path_rate=0.0).train()
-    wrapper = AmpOptimWrapper(dtype='bfloat16',
-                              optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
-    before = model.layers[0].blocks[0].self_attention.A_logs.clone()
-    with wrapper.optim_context(model):
-        assert torch.is_autocast_enabled('cpu')
-        loss = sum(o.float().square().mean() for o in model(torch.randn(2, 3, 32, 32)))
-    wrapper.update_params(loss)
-    assert all(p.dtype == torch.float32 for p in model.parameters())
-    after = model.layers[0].blocks[0].self_attention.A_logs
-    assert torch.isfinite(after).all() and not torch.equal(before, after)
+def test_autocast_bfloat16_on_cpu():
+    """Mixed precision as the toolkits run it (``--amp``: autocast around forward and loss):
+    bf16 on the CPU gives finite outputs and finite fp32 gradients."""
+    model = randomize_(SpatialMamba(arch=TINY, drop_path_rate=0.0)).train()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        outs = model(torch.randn(2, 3, 32, 32))
+        loss = sum(o.float().square().mean() for o in outs)
+    loss.backward()
+    assert all(torch.isfinite(o).all() for o in outs)
+    for name, param in model.named_parameters():
+        assert param.grad.dtype == torch.float32 and torch.isfinite(param.grad).all(), name
 
 
 @pytest.mark.cuda
 def test_amp_optim_wrapper_float16_step_on_cuda():
+    """mmengine's AmpOptimWrapper (GPU only in mmengine 0.10.7): a float16 step with its
+    loss scaler leaves finite parameters."""
     from mmengine.optim import AmpOptimWrapper
     model = SpatialMamba(arch=TINY, drop_path_rate=0.0).cuda().train()
     wrapper = AmpOptimWrapper(dtype='float16',

@@ -47,6 +47,13 @@ class SpatialMamba(SpatialMambaTrunk):
             :func:`filter_state_dict`); other initialisers (``Kaiming``, ...) may be listed
             beside it. Default: None.
 
+    Raises:
+        TypeError: On an argument SpatialMamba does not take (the message suggests
+            ``_delete_=True`` when it was merged from the base config's backbone), or a
+            ``pretrained`` that is not a str.
+        ValueError: On a bad value (arch, out_indices, frozen_stages, drop_path_rate,
+            init_cfg), or ``pretrained`` given together with ``init_cfg``.
+
     Example:
         >>> import torch
         >>> from mmspatialmamba.models import SpatialMamba
