@@ -2,8 +2,9 @@
 
 Each architecture is one of the toolkit's configs (``mmdet::``/``mmseg::``) plus only the lines
 a user writes to swap the backbone, the ones README.md lists under "Tested architectures"
-(``test_readme_lists_every_architecture`` keeps the two in step). Each test builds the model as
-mmengine's Runner does on one CPU process, runs one training step (data preprocessor, loss,
+(``test_readme_lists_every_architecture`` keeps the two in step). Each test builds and
+initialises the model as mmengine's Runner does on one CPU process (the backbone must still hold
+its ``init_cfg`` checkpoint afterwards), runs one training step (data preprocessor, loss,
 backward) on two 64x64 images, checks that every backbone parameter got a finite gradient
 (so ``find_unused_parameters=False`` DDP works), then predicts.
 
@@ -14,13 +15,16 @@ would leave its output norm without gradients.
 import os.path as osp
 from dataclasses import dataclass
 from functools import partial
-from typing import Tuple
+from typing import Dict, Optional, Tuple
 
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.logging import MessageHub
+from model_utils import randomize_
 from toolkit_models import build, build_for_cpu, det_batch, loads_masks, seg_batch
+
+from mmspatialmamba.models import SpatialMamba
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SIZE = 64
@@ -41,16 +45,19 @@ class Swap:
     lines: str
     imports: Tuple[str, ...] = ('mmspatialmamba',)
 
-    def config_text(self) -> str:
-        """The user's config file. mmseg's segmentors hand ``model.pretrained`` (ResNet
-        weights in most base configs) to the backbone, hence ``pretrained=None`` there."""
+    def config_text(self, checkpoint: Optional[str]) -> str:
+        """The user's config file, loading the backbone from ``checkpoint`` (None: from
+        scratch). mmseg's segmentors hand ``model.pretrained`` (ResNet weights in most base
+        configs) to the backbone, hence ``pretrained=None`` there."""
         pretrained = '    pretrained=None,\n' if self.base.startswith('mmseg::') else ''
+        init_cfg = dict(type='Pretrained', checkpoint=checkpoint) if checkpoint else None
         return (f"_base_ = '{self.base}'\n"
                 f'custom_imports = dict(imports={list(self.imports)}, '
                 'allow_failed_imports=False)\n'
                 f'model = dict(\n{pretrained}'
                 f"    backbone=dict(_delete_=True, type='SpatialMamba', arch='tiny', "
-                f'out_indices={self.out_indices}),\n'
+                f'out_indices={self.out_indices},\n'
+                f'                  init_cfg={init_cfg}),\n'
                 f'    {self.lines})\n')
 
 
@@ -92,11 +99,20 @@ SEGMENTATION = {
 ARCHITECTURES = {**DETECTION, **SEGMENTATION}
 
 
-def load(swap: Swap, tmp_path) -> Config:
+@pytest.fixture(scope='module')
+def tiny_checkpoint(tmp_path_factory) -> Tuple[str, Dict[str, torch.Tensor]]:
+    """A Spatial-Mamba-T checkpoint with random values: (its path, its state dict)."""
+    state = randomize_(SpatialMamba(arch='tiny')).state_dict()
+    path = tmp_path_factory.mktemp('checkpoint') / 'spatialmamba_t.pth'
+    torch.save(state, path)
+    return str(path), state
+
+
+def load(swap: Swap, tmp_path, checkpoint: Optional[str]) -> Config:
     """The user's config, with the data preprocessor's fixed sizes (mmseg's crop, mmdet's
     large-scale-jitter pad to 1024) shrunk to the test's image size."""
     path = tmp_path / 'user_config.py'
-    path.write_text(swap.config_text())
+    path.write_text(swap.config_text(checkpoint))
     cfg = Config.fromfile(str(path))
     preprocessor = cfg.model.data_preprocessor
     for item in [preprocessor] + list(preprocessor.get('batch_augments') or []):
@@ -106,11 +122,14 @@ def load(swap: Swap, tmp_path) -> Config:
 
 
 @pytest.mark.parametrize('name', sorted(ARCHITECTURES))
-def test_swapped_model_trains_and_predicts(name, tmp_path):
-    cfg = load(ARCHITECTURES[name], tmp_path)
+def test_swapped_model_trains_and_predicts(name, tmp_path, tiny_checkpoint):
+    checkpoint, state = tiny_checkpoint
+    cfg = load(ARCHITECTURES[name], tmp_path, checkpoint)
     model = build_for_cpu(cfg)
     backbone = model.backbone
     assert type(backbone).__name__ == 'SpatialMamba'
+    changed = [k for k, v in backbone.state_dict().items() if not torch.equal(v, state[k])]
+    assert not changed, f'the model\'s init_weights did not keep the checkpoint: {changed[:5]}'
     batch = partial(det_batch, with_masks=loads_masks(cfg)) if name in DETECTION else seg_batch
 
     model.train()
@@ -144,7 +163,7 @@ def test_resnet_c4_head_cannot_take_the_backbone(tmp_path):
     backbone (256 channels at stride 16), and the error names the channel mismatch."""
     swap = Swap('mmdet::faster_rcnn/faster-rcnn_r50-caffe_c4-1x_coco.py', (2,),
                 'rpn_head=dict(in_channels=256)')
-    model = build(load(swap, tmp_path))  # no init_weights: its head would download ResNet
+    model = build(load(swap, tmp_path, None))  # no init_weights: its head would download ResNet
     data = model.data_preprocessor(det_batch(SIZE, with_masks=False), training=True)
     with pytest.raises(RuntimeError, match=r'expected input.* to have 1024 channels, but got 256'):
         model(**data, mode='loss')
@@ -160,7 +179,7 @@ def test_mmseg_base_pretrained_builds_and_refuses_to_load(tmp_path, monkeypatch)
         raise AssertionError('a checkpoint load was attempted')
 
     monkeypatch.setattr(CheckpointLoader, 'load_checkpoint', no_download)
-    text = ARCHITECTURES['Semantic FPN'].config_text().replace('    pretrained=None,\n', '')
+    text = ARCHITECTURES['Semantic FPN'].config_text(None).replace('    pretrained=None,\n', '')
     path = tmp_path / 'user_config.py'
     path.write_text(text)
     cfg = Config.fromfile(str(path))
