@@ -246,8 +246,9 @@ def test_other_architecture_through_pretrained_names_the_fix(tmp_path):
     with pytest.warns(UserWarning):
         model = SpatialMamba(arch=TINY, pretrained=path)
     with pytest.raises(ValueError, match=r'resnet50.pth.*does not load: .*no Spatial-Mamba '
-                                         r'backbone weights.*Set model.pretrained=None and give '
-                                         r'the Spatial-Mamba checkpoint in model.backbone.init_cfg'):
+                                         r'backbone weights.*Set model.pretrained=None and '
+                                         r'give the Spatial-Mamba checkpoint in '
+                                         r'model.backbone.init_cfg'):
         model.init_weights()
 
 
