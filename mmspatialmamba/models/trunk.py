@@ -11,7 +11,7 @@ import torch
 import torch.utils.checkpoint as cp
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
-from mmengine.model.weight_init import trunc_normal_
+from mmengine.model.weight_init import initialize, trunc_normal_
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor, nn
 
@@ -24,6 +24,13 @@ ARCH_SETTINGS: Dict[str, dict] = {
     'base': dict(dims=96, depths=(2, 4, 21, 5), drop_path_rate=0.5),
 }
 ARCH_ALIASES = {'t': 'tiny', 's': 'small', 'b': 'base'}
+
+# mmengine's model-zoo schemes (mmengine/runner/checkpoint.py, 0.10.7): ImageNet weights of other
+# architectures (ResNet, ...), never Spatial-Mamba. Refused before anything is downloaded.
+MODEL_ZOO_SCHEMES = ('open-mmlab://', 'openmmlab://', 'torchvision://', 'modelzoo://', 'mmcls://')
+_PRETRAINED_KEYS = {'type', 'checkpoint', 'prefix', 'map_location'}
+
+InitCfg = Union[dict, List[dict], None]
 
 
 def resolve_arch(arch: Union[str, dict]) -> Tuple[List[int], List[int], float]:
@@ -55,6 +62,42 @@ def resolve_arch(arch: Union[str, dict]) -> Tuple[List[int], List[int], float]:
         raise ValueError(f'each stage must double the channels (the downsampling maps C to 2C), '
                          f'got dims={dims}')
     return dims, depths, float(arch.get('drop_path_rate', 0.1))
+
+
+def split_init_cfg(init_cfg: InitCfg) -> Tuple[Optional[dict], List[dict]]:
+    """Split an mmengine ``init_cfg`` (None, a dict or a list of dicts) into its
+    ``type='Pretrained'`` entry (or None) and the other initialisers (``Kaiming``, ...).
+
+    Raises:
+        TypeError: If ``init_cfg`` or an entry is not a dict with a ``type``.
+        ValueError: On several Pretrained entries, or a Pretrained entry without
+            ``checkpoint`` or with keys mmengine's ``PretrainedInit`` does not take.
+    """
+    cfgs = [] if init_cfg is None else [init_cfg] if isinstance(init_cfg, dict) else init_cfg
+    if not isinstance(cfgs, (list, tuple)) or not all(
+            isinstance(c, dict) and 'type' in c for c in cfgs):
+        raise TypeError(f'init_cfg must be None, a dict with a type, or a list of such dicts, '
+                        f'got {init_cfg!r}')
+    pretrained = [c for c in cfgs if c['type'] == 'Pretrained']
+    if len(pretrained) > 1:
+        raise ValueError(f'init_cfg has {len(pretrained)} Pretrained entries; give one')
+    for cfg in pretrained:
+        if 'checkpoint' not in cfg or set(cfg) - _PRETRAINED_KEYS:
+            raise ValueError(f"a Pretrained init_cfg takes checkpoint (required), prefix and "
+                             f"map_location, got {cfg!r}")
+    return (pretrained[0] if pretrained else None), [c for c in cfgs if c['type'] != 'Pretrained']
+
+
+def _select_prefix(checkpoint: dict, prefix: str, path: str) -> Dict[str, Tensor]:
+    """The keys of ``checkpoint['state_dict']`` (or of ``checkpoint``) under ``prefix``,
+    with the prefix removed, as mmengine's ``_load_checkpoint_with_prefix`` selects them."""
+    prefix = prefix if prefix.endswith('.') else prefix + '.'
+    source = checkpoint.get('state_dict', checkpoint)
+    selected = {k[len(prefix):]: v for k, v in source.items() if k.startswith(prefix)}
+    if not selected:
+        raise KeyError(f'no key of {path!r} starts with the init_cfg prefix {prefix!r}; its '
+                       f'first keys are {list(source)[:5]}')
+    return selected
 
 
 class SpatialMambaStage(nn.Module):
@@ -95,12 +138,15 @@ class SpatialMambaTrunk(BaseModule):
         with_cp: Gradient checkpointing per block.
         norm_cfg: Norm of the stem and downsampling convs; None: ``dict(type='BN')``.
         backend: Ops backend: None (Triton on CUDA, PyTorch on CPU), 'torch' or 'triton'.
-        init_cfg: ``dict(type='Pretrained', checkpoint=PATH)`` or another mmengine init_cfg.
+        init_cfg: An mmengine init_cfg: a dict or a list of dicts, e.g.
+            ``dict(type='Pretrained', checkpoint=PATH, prefix='backbone.')``; see
+            :func:`split_init_cfg`.
     """
 
     def __init__(self, arch: Union[str, dict], in_channels: int,
                  drop_path_rate: Optional[float], with_cp: bool, norm_cfg: Optional[dict],
-                 backend: Optional[str], init_cfg: Optional[dict]) -> None:
+                 backend: Optional[str], init_cfg: InitCfg) -> None:
+        split_init_cfg(init_cfg)  # a malformed init_cfg fails at build, not at init_weights
         super().__init__(init_cfg=init_cfg)
         dims, depths, default_dpr = resolve_arch(arch)
         drop_path_rate = default_dpr if drop_path_rate is None else float(drop_path_rate)
@@ -120,11 +166,13 @@ class SpatialMambaTrunk(BaseModule):
                 norm_cfg=norm_cfg, with_cp=with_cp, backend=backend))
 
     def init_weights(self) -> None:
-        """Initialise as the release does, then load ``init_cfg``'s checkpoint if any.
+        """Initialise as the release does, then apply ``init_cfg`` in mmengine's order.
 
         Linear weights: truncated normal (std 0.02), zero bias; LayerNorm: ones and zeros. The
-        SSM parameters keep their construction-time initialisation (SPEC). A Pretrained
-        ``init_cfg`` loads through :meth:`load_pretrained`.
+        SSM parameters keep their construction-time initialisation (SPEC). Then the other
+        ``init_cfg`` entries run through mmengine's ``initialize``, and a Pretrained entry
+        loads last (it wins, as in mmengine's ``BaseModule.init_weights``) through
+        :meth:`load_pretrained`.
         """
         for module in self.modules():
             if isinstance(module, nn.Linear):
@@ -134,25 +182,43 @@ class SpatialMambaTrunk(BaseModule):
             elif isinstance(module, nn.LayerNorm):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
-        if self.init_cfg is not None and self.init_cfg.get('type') == 'Pretrained':
-            self.load_pretrained(self.init_cfg['checkpoint'])
-        elif self.init_cfg is not None:
-            super().init_weights()
+        pretrained, others = split_init_cfg(self.init_cfg)
+        if others:
+            initialize(self, others)
+        if pretrained is not None:
+            self.load_pretrained(pretrained['checkpoint'], pretrained.get('prefix'),
+                                 pretrained.get('map_location', 'cpu'))
         self._is_init = True
 
-    def load_pretrained(self, path: str) -> Dict[str, object]:
+    def load_pretrained(self, path: str, prefix: Optional[str] = None,
+                        map_location: str = 'cpu') -> Dict[str, object]:
         """Load a checkpoint file in any published format; returns the filter's report.
 
         Goes through mmengine's ``CheckpointLoader`` and :func:`filter_state_dict`, and logs
         what was skipped and what the checkpoint lacks (those tensors keep their init).
 
+        Args:
+            path: Local path or URL of the checkpoint.
+            prefix: Load only the keys under this sub-module name (e.g. ``'backbone.'``) of
+                the checkpoint's ``state_dict``, as mmengine's ``PretrainedInit`` does.
+            map_location: Where tensors are loaded.
+
         Raises:
+            ValueError: If ``path`` names a model zoo (``open-mmlab://``, ``torchvision://``,
+                ...), which holds other architectures; raised before any download.
             FileNotFoundError: If ``path`` does not exist.
-            KeyError, ValueError: From :func:`filter_state_dict` on an incompatible file.
+            KeyError, ValueError: From :func:`filter_state_dict` on an incompatible file,
+                or if no key starts with ``prefix``.
         """
         name = type(self).__name__
-        checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu',
+        if path.startswith(MODEL_ZOO_SCHEMES):
+            raise ValueError(f'{path!r} is a model-zoo checkpoint of another architecture '
+                             f'(the {path.split("://")[0]}:// zoo holds no Spatial-Mamba '
+                             'weights); give a Spatial-Mamba checkpoint (local path or URL)')
+        checkpoint = CheckpointLoader.load_checkpoint(path, map_location=map_location,
                                                       logger='current')
+        if prefix:
+            checkpoint = _select_prefix(checkpoint, prefix, path)
         state, report = filter_state_dict(checkpoint, self.state_dict())
         self.load_state_dict(state, strict=False)
         print_log(f'{name}: loaded {len(state)} tensors from {path}', logger='current')

@@ -211,3 +211,187 @@ def test_triton_backend_matches_torch_backend(seed):
     for (name, _), a, b in zip(models[0].named_parameters(), grads_t, grads_k):
         err = ((a - b).norm() / a.norm().clamp_min(1e-12)).item()
         assert err < 1e-4, f'grad of {name}: rel L2 {err:.3g}, seed {seed}'
+
+
+# Conventions of mmdet's and mmseg's backbones (mmseg's `pretrained`, init_cfg forms,
+# out_indices, SyncBN, frozen stages with norm_eval, mixed precision).
+
+def _save_state(model, path, wrap=lambda state: state):
+    torch.save(wrap(model.state_dict()), path)
+    return str(path)
+
+
+def test_pretrained_is_a_deprecated_alias_of_init_cfg(tmp_path):
+    """mmseg's segmentors hand ``model.pretrained`` to the backbone, as to mmseg's own."""
+    source = randomize_(SpatialMamba(arch=TINY))
+    path = _save_state(source, tmp_path / 'ckpt.pth')
+    with pytest.warns(UserWarning, match=r"pretrained is deprecated.*init_cfg=dict\(type="):
+        model = SpatialMamba(arch=TINY, pretrained=path)
+    assert model.init_cfg == dict(type='Pretrained', checkpoint=path)
+    model.init_weights()
+    for key, value in source.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+
+
+def test_pretrained_through_an_mmseg_segmentor(tmp_path):
+    from mmengine.config import ConfigDict
+    registry = pytest.importorskip('mmseg.registry').MODELS
+    path = _save_state(randomize_(SpatialMamba(arch=TINY)), tmp_path / 'ckpt.pth')
+    with pytest.warns(UserWarning, match='pretrained is deprecated'):
+        segmentor = registry.build(ConfigDict(
+            type='EncoderDecoder', pretrained=path,
+            backbone=dict(type='SpatialMamba', arch=TINY, out_indices=(3,)),
+            decode_head=dict(type='FCNHead', in_channels=128, channels=8, num_classes=2)))
+    assert segmentor.backbone.init_cfg == dict(type='Pretrained', checkpoint=path)
+
+
+@pytest.mark.parametrize('kwargs, error, match', [
+    (dict(pretrained='a.pth', init_cfg=dict(type='Pretrained', checkpoint='b.pth')), ValueError,
+     r'init_cfg and pretrained cannot be set at the same time.*set model.pretrained=None'),
+    (dict(pretrained=dict(checkpoint='a.pth')), TypeError, r'pretrained must be a str'),
+    (dict(init_cfg='a.pth'), TypeError, r'init_cfg must be None, a dict with a type, or a list'),
+    (dict(init_cfg=[dict(type='Pretrained', checkpoint='a'), dict(type='Pretrained',
+                                                                  checkpoint='b')]),
+     ValueError, r'init_cfg has 2 Pretrained entries'),
+    (dict(init_cfg=dict(type='Pretrained')), ValueError, r'checkpoint \(required\)'),
+    (dict(init_cfg=dict(type='Pretrained', checkpoint='a', strict=True)), ValueError,
+     r'takes checkpoint \(required\), prefix and map_location'),
+    (dict(depth=50, style='pytorch'), TypeError,
+     r"unexpected arguments \['depth', 'style'\].*backbone=dict\(_delete_=True"),
+    (dict(out_indices=(-1, 3)), ValueError, r'out_indices must be distinct'),
+    (dict(out_indices=(-5,)), ValueError, r'out_indices must be distinct'),
+])
+def test_bad_conventions_raise(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        SpatialMamba(arch=TINY, **kwargs)
+
+
+def test_other_architecture_through_pretrained_names_the_fix(tmp_path):
+    """A ResNet checkpoint inherited from an mmseg base config builds, then fails to load
+    with the config change to make."""
+    resnet = {'conv1.weight': torch.randn(64, 3, 7, 7), 'bn1.weight': torch.ones(64),
+              'layer1.0.conv1.weight': torch.randn(64, 64, 1, 1), 'fc.weight': torch.randn(2, 8)}
+    path = str(tmp_path / 'resnet50.pth')
+    torch.save(resnet, path)
+    with pytest.warns(UserWarning):
+        model = SpatialMamba(arch=TINY, pretrained=path)
+    with pytest.raises(ValueError, match=r'resnet50.pth.*does not load: .*no Spatial-Mamba '
+                                         r'backbone weights.*Set model.pretrained=None and '
+                                         r'give the Spatial-Mamba checkpoint in '
+                                         r'model.backbone.init_cfg'):
+        model.init_weights()
+
+
+@pytest.mark.parametrize('source', ['pretrained', 'init_cfg'])
+@pytest.mark.parametrize('name', ['open-mmlab://resnet50_v1c', 'torchvision://resnet50',
+                                  'mmcls://resnet50'])
+def test_model_zoo_names_are_refused_before_any_download(name, source, monkeypatch):
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    def no_load(*args, **kwargs):
+        raise AssertionError(f'tried to load {args}')
+
+    monkeypatch.setattr(CheckpointLoader, 'load_checkpoint', no_load)
+    if source == 'pretrained':
+        with pytest.warns(UserWarning):
+            model = SpatialMamba(arch=TINY, pretrained=name)
+        match = r'model-zoo checkpoint of another architecture.*Set model.pretrained=None'
+    else:
+        model = SpatialMamba(arch=TINY, init_cfg=dict(type='Pretrained', checkpoint=name))
+        match = r'model-zoo checkpoint of another architecture.*give a Spatial-Mamba checkpoint'
+    with pytest.raises(ValueError, match=match):
+        model.init_weights()
+
+
+def test_init_cfg_list_with_prefix_loads_last(tmp_path):
+    """mmengine's forms: a list of initialisers, with Pretrained (``prefix=`` selecting a
+    sub-module of a larger checkpoint) applied last so the checkpoint wins."""
+    source = randomize_(SpatialMamba(arch=TINY))
+    path = _save_state(source, tmp_path / 'teacher.pth', lambda state: {'state_dict': {
+        **{f'teacher.backbone.{k}': v for k, v in state.items()},
+        'teacher.neck.conv.weight': torch.zeros(1)}})
+    model = SpatialMamba(arch=TINY, init_cfg=[
+        dict(type='Constant', layer='Conv2d', val=0.5),
+        dict(type='Pretrained', checkpoint=path, prefix='teacher.backbone')])
+    model.init_weights()
+    for key, value in source.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+
+    constant = SpatialMamba(arch=TINY, init_cfg=[dict(type='Constant', layer='Conv2d', val=0.5)])
+    constant.init_weights()
+    assert (constant.patch_embed.conv1.conv.weight == 0.5).all()
+
+    missing = SpatialMamba(arch=TINY, init_cfg=dict(type='Pretrained', checkpoint=path,
+                                                    prefix='student.'))
+    with pytest.raises(KeyError, match=r"no key of .*teacher.pth.* starts with the init_cfg "
+                                       r"prefix 'student.'"):
+        missing.init_weights()
+
+
+def test_out_indices_any_order_and_negative_come_in_stage_order():
+    """As from mmdet's and mmseg's backbones: outputs shallow to deep, whatever the order."""
+    reference = randomize_(SpatialMamba(arch=TINY, out_indices=(1, 3))).eval()
+    model = SpatialMamba(arch=TINY, out_indices=(-1, 1)).eval()
+    model.load_state_dict(reference.state_dict())
+    assert model.out_indices == (1, 3) and model.out_channels == [32, 128]
+    images = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        for out, ref in zip(model(images), reference(images)):
+            assert torch.equal(out, ref)
+
+
+def test_sync_bn_builds_and_reverts_for_one_process():
+    """``norm_cfg=dict(type='SyncBN')`` (mmseg's default) keeps the checkpoint's names, and
+    mmengine's single-process revert gives a model that trains on the CPU."""
+    from mmengine.model import revert_sync_batchnorm
+    model = SpatialMamba(arch=TINY, norm_cfg=dict(type='SyncBN', requires_grad=True))
+    plain = SpatialMamba(arch=TINY)
+    syncs = [m for m in model.modules() if isinstance(m, torch.nn.SyncBatchNorm)]
+    assert len(syncs) == sum(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules()) > 0
+    assert model.state_dict().keys() == plain.state_dict().keys()
+    model = revert_sync_batchnorm(model).train()
+    sum(o.sum() for o in model(torch.randn(2, 3, 32, 32))).backward()
+    assert model.patch_embed.conv1.norm.weight.grad is not None
+
+
+def test_frozen_stages_with_norm_eval_stay_fixed_through_a_training_step():
+    """mmdet's ResNet recipe (frozen_stages=1, norm_eval=True): after ``train()`` and an
+    optimizer step, the stem and stage 0 are unchanged, BN statistics everywhere too."""
+    model = randomize_(SpatialMamba(arch=TINY, frozen_stages=1, norm_eval=True)).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    sum(o.square().mean() for o in model(torch.randn(2, 3, 64, 64))).backward()
+    optimizer.step()
+    after = model.state_dict()
+    for key in before:
+        frozen = key.startswith(('patch_embed.', 'layers.0.', 'outnorm0.')) or \
+            key.endswith(('running_mean', 'running_var', 'num_batches_tracked'))
+        assert torch.equal(before[key], after[key]) == frozen, key
+
+
+def test_autocast_bfloat16_on_cpu():
+    """Mixed precision as the toolkits run it (``--amp``: autocast around forward and loss):
+    bf16 on the CPU gives finite outputs and finite fp32 gradients."""
+    model = randomize_(SpatialMamba(arch=TINY, drop_path_rate=0.0)).train()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        outs = model(torch.randn(2, 3, 32, 32))
+        loss = sum(o.float().square().mean() for o in outs)
+    loss.backward()
+    assert all(torch.isfinite(o).all() for o in outs)
+    for name, param in model.named_parameters():
+        assert param.grad.dtype == torch.float32 and torch.isfinite(param.grad).all(), name
+
+
+@pytest.mark.cuda
+def test_amp_optim_wrapper_float16_step_on_cuda():
+    """mmengine's AmpOptimWrapper (GPU only in mmengine 0.10.7): a float16 step with its
+    loss scaler leaves finite parameters."""
+    from mmengine.optim import AmpOptimWrapper
+    model = SpatialMamba(arch=TINY, drop_path_rate=0.0).cuda().train()
+    wrapper = AmpOptimWrapper(dtype='float16',
+                              optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    with wrapper.optim_context(model):
+        loss = sum(o.float().square().mean()
+                   for o in model(torch.randn(2, 3, 32, 32, device='cuda')))
+    wrapper.update_params(loss)
+    assert all(torch.isfinite(p).all() for p in model.parameters())

@@ -1,4 +1,6 @@
 """Spatial-Mamba backbone for dense prediction (mmdet, mmseg) and its release-config alias."""
+import logging
+import warnings
 from typing import List, Optional, Sequence, Tuple, Union
 
 from mmengine.logging import print_log
@@ -6,7 +8,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...registry import MODELS
-from ..trunk import SpatialMambaTrunk
+from ..trunk import InitCfg, SpatialMambaTrunk
 
 
 @MODELS.register_module()
@@ -21,7 +23,10 @@ class SpatialMamba(SpatialMambaTrunk):
         arch (str | dict): 'tiny', 'small', 'base' (or 't', 's', 'b'), or a dict with
             ``dims`` (int E, doubled per stage, or a list) and ``depths``. Default: 'tiny'.
         in_channels (int): Image channels. Default: 3.
-        out_indices (Sequence[int]): Stages whose outputs are returned. Default: (0, 1, 2, 3).
+        out_indices (Sequence[int]): Stages whose outputs are returned, any subset in any
+            order; negative indices count from the last stage (-1 is stage 3). The outputs
+            always come in stage order (shallow to deep), as from mmdet's and mmseg's
+            backbones. Default: (0, 1, 2, 3).
         drop_path_rate (float, optional): Stochastic depth rate, linearly increasing over
             blocks. Default: None, the arch's published value (T 0.2, S 0.3, B 0.5).
         frozen_stages (int): Freeze the stem (0) and stages < frozen_stages (with their
@@ -33,8 +38,22 @@ class SpatialMamba(SpatialMambaTrunk):
             Default: ``dict(type='BN')``.
         backend (str, optional): Ops backend: None (Triton on CUDA, PyTorch on CPU), 'torch'
             or 'triton'. Default: None.
-        init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=PATH)`` loads an
-            ImageNet, a dense (mmengine) or a bare checkpoint; see :func:`filter_state_dict`.
+        pretrained (str, optional): Deprecated alias of
+            ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``, accepted (with a
+            warning) because mmseg's segmentors hand ``model.pretrained`` to the backbone, as
+            mmseg's own backbones accept it. Giving both raises. Default: None.
+        init_cfg (dict | list[dict], optional): mmengine init_cfg.
+            ``dict(type='Pretrained', checkpoint=PATH)`` (optionally ``prefix=``,
+            ``map_location=``) loads an ImageNet, a dense (mmengine) or a bare checkpoint (see
+            :func:`filter_state_dict`); other initialisers (``Kaiming``, ...) may be listed
+            beside it. Default: None.
+
+    Raises:
+        TypeError: On an argument SpatialMamba does not take (the message suggests
+            ``_delete_=True`` when it was merged from the base config's backbone), or a
+            ``pretrained`` that is not a str.
+        ValueError: On a bad value (arch, out_indices, frozen_stages, drop_path_rate,
+            init_cfg), or ``pretrained`` given together with ``init_cfg``.
 
     Example:
         >>> import torch
@@ -53,14 +72,25 @@ class SpatialMamba(SpatialMambaTrunk):
                  drop_path_rate: Optional[float] = None, frozen_stages: int = -1,
                  norm_eval: bool = False, with_cp: bool = False,
                  norm_cfg: Optional[dict] = None, backend: Optional[str] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 pretrained: Optional[str] = None, init_cfg: InitCfg = None,
+                 **unexpected) -> None:
+        if unexpected:
+            raise TypeError(
+                f'SpatialMamba got unexpected arguments {sorted(unexpected)}. If they come from '
+                "the base config's backbone (ResNet's depth, Swin's embed_dims, ...), replace "
+                "that backbone instead of merging into it: backbone=dict(_delete_=True, "
+                "type='SpatialMamba', ...)")
+        if pretrained is not None:
+            init_cfg = _pretrained_to_init_cfg(pretrained, init_cfg)
         super().__init__(arch, in_channels, drop_path_rate, with_cp, norm_cfg, backend, init_cfg)
+        self.pretrained = pretrained
         num_stages = len(self.layers)
-        out_indices = tuple(int(i) for i in out_indices)
-        if not out_indices or any(not 0 <= i < num_stages for i in out_indices) \
-                or len(set(out_indices)) != len(out_indices):
-            raise ValueError(f'out_indices must be distinct stage indices in [0, {num_stages}), '
-                             f'got {out_indices}')
+        given = tuple(int(i) for i in out_indices)
+        out_indices = tuple(sorted({i % num_stages for i in given
+                                    if -num_stages <= i < num_stages}))
+        if not given or len(out_indices) != len(given):  # empty, out of range or repeated
+            raise ValueError(f'out_indices must be distinct stage indices in [0, {num_stages}) '
+                             f'(or negative, from the end), got {given}')
         if not -1 <= frozen_stages <= num_stages:
             raise ValueError(f'frozen_stages must be in [-1, {num_stages}], got {frozen_stages}')
         self.out_indices = out_indices
@@ -72,8 +102,28 @@ class SpatialMamba(SpatialMambaTrunk):
 
     @property
     def out_channels(self) -> List[int]:
-        """Channels of each returned feature map, in ``out_indices`` order."""
+        """Channels of each returned feature map, in stage order (as they are returned)."""
         return [self.dims[i] for i in self.out_indices]
+
+    def init_weights(self) -> None:
+        """As :meth:`SpatialMambaTrunk.init_weights`; a checkpoint that came through the
+        deprecated ``pretrained`` and fails to load raises with the fix for mmseg configs.
+
+        Raises:
+            ValueError: If the ``pretrained`` checkpoint does not load (e.g. a ResNet
+                checkpoint inherited from an mmseg base config's ``model.pretrained``).
+        """
+        try:
+            super().init_weights()
+        except (KeyError, ValueError) as err:
+            if self.pretrained is None:
+                raise
+            raise ValueError(
+                f'{self.pretrained!r}, the backbone\'s pretrained (mmseg hands it '
+                'model.pretrained, which base configs set to ResNet weights such as '
+                f"'open-mmlab://resnet50_v1c'), does not load: {err}. Set "
+                'model.pretrained=None and give the Spatial-Mamba checkpoint in '
+                "model.backbone.init_cfg=dict(type='Pretrained', checkpoint=...)") from err
 
     def _freeze_stages(self) -> None:
         if self.frozen_stages < 0:
@@ -114,6 +164,27 @@ class SpatialMamba(SpatialMambaTrunk):
                      for i, out in self.iter_stages(x) if i in self.out_indices)
 
 
+def _pretrained_to_init_cfg(pretrained: str, init_cfg: InitCfg) -> dict:
+    """mmseg's deprecated ``pretrained`` argument as an init_cfg (mmseg 1.2.2's backbones,
+    e.g. ``ResNet``, accept it the same way).
+
+    Raises:
+        TypeError: If ``pretrained`` is not a str.
+        ValueError: If ``init_cfg`` is given too.
+    """
+    if not isinstance(pretrained, str):
+        raise TypeError(f'pretrained must be a str (checkpoint path) or None, got {pretrained!r}')
+    if init_cfg is not None:
+        raise ValueError(
+            f'init_cfg and pretrained cannot be set at the same time (pretrained={pretrained!r}; '
+            'mmseg hands model.pretrained to the backbone, and base configs set it): set '
+            'model.pretrained=None and give the checkpoint in model.backbone.init_cfg')
+    warnings.warn('pretrained is deprecated (mmseg passes model.pretrained to the backbone); '
+                  f"use init_cfg=dict(type='Pretrained', checkpoint={pretrained!r})",
+                  stacklevel=3)
+    return dict(type='Pretrained', checkpoint=pretrained)
+
+
 # Keys that the release's configs leave behind: they merge the backbone into mmdet's or mmseg's
 # Swin config without _delete_=True, and the release's constructor swallowed them in **kwargs.
 _RELEASE_LEFTOVER_KEYS = frozenset({
@@ -151,7 +222,7 @@ class MMSpatialMamba(SpatialMamba):
                          init_cfg=init_cfg)
         if release_leftovers:
             print_log(f'MM_SpatialMamba: ignoring Swin arguments inherited by the release '
-                      f'config: {sorted(release_leftovers)}', logger='current', level=30)
+                      f'config: {sorted(release_leftovers)}', logger='current', level=logging.WARNING)
         if not pretrained:
             print_log('MM_SpatialMamba: no pretrained checkpoint (pretrained is empty); '
                       'the backbone starts from its initialisation', logger='current')
