@@ -1,4 +1,4 @@
-"""Benchmark the SASF core (scan + fusion + observation, SPEC steps 5-7) and the scan alone.
+"""Benchmark the SASF core (scan + fusion + observation, docs/model.md steps 5-7) and the scan alone.
 
 For the four shapes of the release's speed table (measured on an H100, listed in
 docs/results.md) and each backend, prints forward and forward+backward median times
@@ -11,7 +11,7 @@ release's times beside. Backends, in the same process:
   also the release's structure: the reference scan, three depthwise ``F.conv2d`` (cuDNN on
   the GPU) with replicate padding, then the observation.
 
-Byte floor: 5 float32 passes over a (B, D, H*W) tensor at 3 TB/s (SPEC.md's definition) for
+Byte floor: 5 float32 passes over a (B, D, H*W) tensor at 3 TB/s (docs/model.md's definition) for
 the forward; 10 passes for forward+backward (an assumption: the backward must at least read
 dy, u, delta, h and write du, ddelta). Effective GB/s = floor bytes / measured time.
 
@@ -31,7 +31,7 @@ import json
 import os
 import sys
 
-SHAPES = {  # name: (B, D, H, W), release fwd ms, release fwd+bwd ms (H100, SPEC.md)
+SHAPES = {  # name: (B, D, H, W), release fwd ms, release fwd+bwd ms (H100, docs/model.md)
     'cls224-s1-b128': ((128, 128, 56, 56), 4.27, 15.06),
     'det800x1344-s1-b2': ((2, 128, 200, 336), 1.42, 5.22),
     'seg512-s1-b16': ((16, 128, 128, 128), 2.64, 9.33),

@@ -57,7 +57,7 @@ def resolve_backend(backend: Optional[str], x: Tensor) -> Tuple[str, bool]:
 def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor,
                    delta_bias: Optional[Tensor] = None, delta_softplus: bool = True,
                    backend: Optional[str] = None) -> Tensor:
-    """Selective scan returning every state (SPEC step 5).
+    """Selective scan returning every state (docs/model.md step 5).
 
     ``dt = softplus(delta + delta_bias)`` (identity above 20),
     ``h_t = exp(dt_t * A) * h_{t-1} + dt_t * B_t * u_t``, ``h_{-1} = 0``.
@@ -95,7 +95,7 @@ def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor,
 
 def state_fusion(h: Tensor, k1: Tensor, k3: Tensor, k5: Tensor, alpha: Tensor,
                  backend: Optional[str] = None) -> Tensor:
-    """Fuse SSM states with depthwise 3x3 kernels at dilations 1, 3, 5 (SPEC step 6).
+    """Fuse SSM states with depthwise 3x3 kernels at dilations 1, 3, 5 (docs/model.md step 6).
 
     ``h~ = sum_k alpha_k * dwconv3x3_dilation_k(h)``, each with replicate padding of size k.
 
@@ -124,7 +124,7 @@ def structure_aware_ssm(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tenso
                         delta_bias: Optional[Tensor], k1: Tensor, k3: Tensor, k5: Tensor,
                         alpha: Tensor, hw: Sequence[int], delta_softplus: bool = True,
                         backend: Optional[str] = None) -> Tensor:
-    """The SASF core: scan, structure-aware fusion and observation (SPEC steps 5-7), N = 1.
+    """The SASF core: scan, structure-aware fusion and observation (docs/model.md steps 5-7), N = 1.
 
     ``y = C * state_fusion(selective_scan(u, delta, A, B).view(H, W)) + D * u``.
 

@@ -1,4 +1,4 @@
-"""Obviously-correct implementations of SPEC.md steps 5-7, in float64.
+"""Obviously-correct implementations of docs/model.md steps 5-7, in float64.
 
 Deliberately naive and independent of ``ops/``: a Python loop over every position for the
 scan and three ``F.conv2d`` calls on replicate-padded maps for the fusion, written straight
@@ -58,7 +58,7 @@ def _ln(x, sd, prefix):
 
 
 def _mixer(x, sd, p):
-    """SPEC steps 1-8 on channels-last x (batch, H, W, C), straight from the state dict."""
+    """docs/model.md steps 1-8 on channels-last x (batch, H, W, C), straight from the state dict."""
     batch, height, width, _ = x.shape
     xz = x @ sd[p + 'in_proj.weight'].T
     x, z = xz.chunk(2, dim=-1)
@@ -93,7 +93,7 @@ def _block(x, sd, p):
 def backbone_oracle(state_dict, images, depths, out_indices=(0, 1, 2, 3)):
     """The published dense backbone's forward (eval mode), in float64, from its state dict.
 
-    Written from SPEC.md alone (stem, blocks, downsampling, output norms), so it checks the
+    Written from docs/model.md alone (stem, blocks, downsampling, output norms), so it checks the
     module structure as well as the math. Returns the channels-first outputs.
     """
     sd = {k: v.double() for k, v in state_dict.items() if not k.endswith('num_batches_tracked')}

@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from torch import nn
 
-# Published numbers (SPEC.md): (task, arch) -> (params in M, GFLOPs) at the default shape.
+# Published numbers (docs/model.md): (task, arch) -> (params in M, GFLOPs) at the default shape.
 PUBLISHED: Dict[Tuple[str, str], Tuple[float, float]] = {
     ('classification', 'tiny'): (27, 4.5), ('classification', 'small'): (43, 7.1),
     ('classification', 'base'): (96, 15.8),

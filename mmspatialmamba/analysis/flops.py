@@ -1,6 +1,6 @@
 """Parameters and FLOPs of Spatial-Mamba models with mmengine's complexity analysis.
 
-Everything except the SASF core (scan + state fusion + observation, SPEC steps 5-7) is
+Everything except the SASF core (scan + state fusion + observation, docs/model.md steps 5-7) is
 counted by :class:`mmengine.analysis.FlopAnalyzer` (the fvcore port): convolutions, linear
 layers and matmuls as multiply-adds, norms as a few operations per element, elementwise ops
 (activations, residual adds, gating) as zero. The SASF core gets the release's formula:

@@ -169,7 +169,7 @@ class SpatialMambaTrunk(BaseModule):
         """Initialise as the release does, then apply ``init_cfg`` in mmengine's order.
 
         Linear weights: truncated normal (std 0.02), zero bias; LayerNorm: ones and zeros. The
-        SSM parameters keep their construction-time initialisation (SPEC). Then the other
+        SSM parameters keep their construction-time initialisation (docs/model.md). Then the other
         ``init_cfg`` entries run through mmengine's ``initialize``, and a Pretrained entry
         loads last (it wins, as in mmengine's ``BaseModule.init_weights``) through
         :meth:`load_pretrained`.

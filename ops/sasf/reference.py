@@ -1,4 +1,4 @@
-"""PyTorch reference of the structure-aware SSM core: scan, fusion, observation (SPEC 5-7)."""
+"""PyTorch reference of the structure-aware SSM core: scan, fusion, observation (docs/model.md steps 5-7)."""
 from typing import Optional, Sequence
 
 from torch import Tensor

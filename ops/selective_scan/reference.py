@@ -1,4 +1,4 @@
-"""PyTorch reference of the selective scan that returns every state (SPEC step 5).
+"""PyTorch reference of the selective scan that returns every state (docs/model.md step 5).
 
 This is the CPU path and the ground truth the kernels are checked against. It loops in
 Python over a fixed chunk size, never over every position: the sequence is cut into chunks of
@@ -76,7 +76,7 @@ def discretize(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, delta_bias: Optio
 def selective_scan_ref(u: Tensor, delta: Tensor, A: Tensor, B: Tensor,
                        delta_bias: Optional[Tensor] = None,
                        delta_softplus: bool = True) -> Tensor:
-    """Every state of the selective scan, computed in float32 (SPEC step 5).
+    """Every state of the selective scan, computed in float32 (docs/model.md step 5).
 
     ``h_t = exp(dt_t * A) * h_{t-1} + dt_t * B_t * u_t`` with
     ``dt = softplus(delta + delta_bias)``.

@@ -1,4 +1,4 @@
-"""Triton backward kernel of the selective scan (SPEC step 5).
+"""Triton backward kernel of the selective scan (docs/model.md step 5).
 
 With ``g_t = dL/dh_t`` the total gradient reaching state ``t`` (``dh_t`` plus what flows back
 through later states), ``g_t = dh_t + a_{t+1} * g_{t+1}`` is a linear recurrence run in reverse.

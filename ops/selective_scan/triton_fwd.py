@@ -1,4 +1,4 @@
-"""Triton forward kernel of the selective scan that returns every state (SPEC step 5).
+"""Triton forward kernel of the selective scan that returns every state (docs/model.md step 5).
 
 One program owns ``BLOCK_D`` channels and all ``N`` states of one batch row and walks the
 sequence in blocks of ``BLOCK_L`` positions. Inside a block the linear recurrence

@@ -1,4 +1,4 @@
-"""PyTorch reference of the structure-aware state fusion (SPEC step 6).
+"""PyTorch reference of the structure-aware state fusion (docs/model.md step 6).
 
 ``h~ = alpha_0 * dw3x3_d1(h) + alpha_1 * dw3x3_d3(h) + alpha_2 * dw3x3_d5(h)`` with replicate
 padding. The map is padded once by 5 (the largest dilation); each dilation then reads a crop of

@@ -61,7 +61,7 @@ def test_counting_reaches_only_its_thread_and_ends_with_the_block():
 
 
 def test_published_imagenet_tiny():
-    """Spatial-Mamba-T at 224: 4.5 GFLOPs and 27M parameters (SPEC), within 3%."""
+    """Spatial-Mamba-T at 224: 4.5 GFLOPs and 27M parameters (docs/model.md), within 3%."""
     report = count_complexity(SpatialMambaClassifier(arch='tiny').eval(),
                               (torch.randn(1, 3, 224, 224),))
     assert abs(report.flops / 4.5e9 - 1) < 0.03, report.flops

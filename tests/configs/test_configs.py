@@ -9,7 +9,7 @@ from toolkit_models import build
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(osp.basename(p)[:-3] for p in glob.glob(osp.join(ROOT, 'configs', '*.py')))
 
-# Published parameter counts (SPEC.md), in millions.
+# Published parameter counts (docs/model.md), in millions.
 PUBLISHED_PARAMS = {
     'maskrcnn_spatialmamba_t_coco': 46, 'maskrcnn_spatialmamba_s_coco': 63,
     'maskrcnn_spatialmamba_b_coco': 115, 'maskrcnn_spatialmamba_t_3x_coco': 46,

@@ -1,4 +1,4 @@
-"""SpatialMamba backbone: fidelity to SPEC, shapes, registries, freezing, checkpointing, errors."""
+"""SpatialMamba backbone: fidelity to docs/model.md, shapes, registries, freezing, checkpointing, errors."""
 from collections import Counter
 
 import pytest
@@ -14,7 +14,7 @@ TINY = dict(dims=16, depths=(1, 2, 1, 1))
 
 @pytest.mark.parametrize('size', [(64, 64), (37, 53), (33, 1), (61, 90)], ids=str)
 def test_matches_spec_oracle(size, seed):
-    """The backbone equals a float64 forward written from SPEC.md alone, at odd sizes too."""
+    """The backbone equals a float64 forward written from docs/model.md alone, at odd sizes too."""
     model = randomize_(SpatialMamba(arch=TINY)).eval()
     images = torch.randn(2, 3, *size)
     with torch.no_grad():
@@ -38,7 +38,7 @@ def test_variant_shapes(arch):
 
 
 def test_tiny_parameter_count_and_keys():
-    """T as a detection backbone: 26,236,758 parameters and 557 state-dict entries (SPEC)."""
+    """T as a detection backbone: 26,236,758 parameters and 557 state-dict entries (docs/model.md)."""
     model = SpatialMamba(arch='tiny')
     assert sum(p.numel() for p in model.parameters()) == 26_236_758
     state = model.state_dict()

@@ -48,7 +48,7 @@ def test_large_step_sizes_without_bias(seed):
 
 
 def scan_float64(u, delta, A, B, delta_bias=None, delta_softplus=True):
-    """SPEC step 5 in float64 through the chunked ``linear_scan`` of the reference.
+    """docs/model.md step 5 in float64 through the chunked ``linear_scan`` of the reference.
 
     Used for gradients at L = 67,200 only: autograd through the oracle's 67,200-step Python
     loop takes minutes, this takes a second. Its discretisation is written here from the

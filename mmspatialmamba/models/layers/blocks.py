@@ -1,7 +1,7 @@
-"""Stem, downsampling, MLP and the Spatial-Mamba block (SPEC "Block, stages, stem").
+"""Stem, downsampling, MLP and the Spatial-Mamba block (docs/model.md "Block, stages, stem").
 
 Activations between modules are channels last, (batch, H, W, C), as in the release.
-Attribute names are part of the checkpoint interface and follow SPEC.md exactly.
+Attribute names are part of the checkpoint interface and follow docs/model.md exactly.
 """
 from typing import Optional
 
@@ -74,7 +74,7 @@ class Downsample(nn.Module):
     """Stride-2 downsampling between stages: (batch, H, W, C) -> (batch, H/2, W/2, 2C).
 
     conv1x1 (C -> 8C) + ReLU; depthwise conv3x3 s2 + ReLU; conv1x1 (8C -> 2C) + norm; all with
-    bias (SPEC).
+    bias (docs/model.md).
 
     Args:
         dim: Input channels C. norm_cfg: Norm config of the last conv.

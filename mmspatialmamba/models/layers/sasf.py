@@ -1,8 +1,8 @@
-"""The structure-aware SSM token mixer (SPEC "The token mixer").
+"""The structure-aware SSM token mixer (docs/model.md "The token mixer").
 
 All of the scan, fusion and observation math runs through :mod:`mmspatialmamba.ops`, so the
 mixer runs on the Triton kernels for CUDA tensors and on the PyTorch reference on CPU.
-Parameter names follow the published checkpoints exactly (SPEC "Checkpoint compatibility").
+Parameter names follow the published checkpoints exactly (docs/model.md "Checkpoint compatibility").
 """
 import contextlib
 import math
@@ -41,7 +41,7 @@ def sasf_core_override(core: Callable[..., Tensor]) -> Iterator[None]:
 
 
 class StateFusion(nn.Module):
-    """Parameters of the structure-aware state fusion (SPEC step 6).
+    """Parameters of the structure-aware state fusion (docs/model.md step 6).
 
     Three depthwise 3x3 kernels and their mixing weights, all initialised to ones as in the
     release: ``kernel_3`` is applied at dilation 1, ``kernel_3_1`` at dilation 3 and
