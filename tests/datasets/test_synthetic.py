@@ -87,8 +87,9 @@ def test_use_synthetic_data_points_det_config_at_data(tmp_path):
 def test_use_synthetic_data_scales_multiscale_and_seg_pipelines(tmp_path):
     cfg = use_synthetic_data(Config.fromfile(DET_3X_CONFIG), str(tmp_path), image_size=80,
                              iters=2, lr=1e-3)
-    scales = str(cfg.train_dataloader.dataset.pipeline)
-    assert '(133, 80)' in scales and '(133, 48)' in scales  # 1333x800 and 1333x480, / 10
+    choice = cfg.train_dataloader.dataset.pipeline[-2]['transforms']
+    assert choice[0][0]['scales'][0] == (48, 133)  # (480, 1333) / 10
+    assert choice[1][1]['crop_size'] == (38, 60)  # (384, 600) / 10
 
     cfg = use_synthetic_data(Config.fromfile(SEG_CONFIG), str(tmp_path), image_size=64,
                              iters=2, lr=1e-3)
