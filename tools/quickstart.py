@@ -39,7 +39,7 @@ from mmspatialmamba.datasets import (make_ade_semantic, make_coco_instances,  # 
                                      use_synthetic_data)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-IMAGE_SIZE = 96
+IMAGE_SIZE = 64
 THREADS = 2
 DRAW_SCORE_THR = 0.5
 
@@ -61,13 +61,13 @@ class Task(NamedTuple):
 TASKS = {
     'det': Task(config='configs/maskrcnn_spatialmamba_t_coco.py', model='Mask R-CNN',
                 data='COCO instance', data_dir='coco', make_data=make_coco_instances,
-                iters=150, lr=6e-4, metric='COCO bbox/segm mAP',
+                iters=150, lr=1e-3, metric='COCO bbox/segm mAP',
                 summary='bbox mAP {coco/bbox_mAP:.3f} (AP50 {coco/bbox_mAP_50:.3f})   '
                         'segm mAP {coco/segm_mAP:.3f} (AP50 {coco/segm_mAP_50:.3f})',
                 drawing=f'detections scoring >= {DRAW_SCORE_THR}'),
     'seg': Task(config='configs/upernet_spatialmamba_t_ade20k.py', model='UperNet',
                 data='ADE20K semantic', data_dir='ade', make_data=make_ade_semantic,
-                iters=150, lr=6e-4, metric='mIoU',
+                iters=150, lr=1e-3, metric='mIoU',
                 summary='mIoU {mIoU:.2f}   aAcc {aAcc:.2f}   mAcc {mAcc:.2f}',
                 drawing='the predicted label map'),
 }
