@@ -36,6 +36,7 @@ def tiny_config(name: str, data_root: str, work_dir: str, max_iters: int = 2,
     cfg = Config.fromfile(osp.join(ROOT, 'configs', f'{name}.py'))
     use_synthetic_data(cfg, data_root, image_size=IMAGE_SIZE, iters=max_iters, lr=1e-3)
     cfg.work_dir = work_dir
+    cfg.default_hooks.logger.interval = 1  # tests read every step's losses from the log
     model = cfg.model
     model.backbone.update(arch=TINY_ARCH, drop_path_rate=0.0)
     if cfg.default_scope == 'mmdet':
