@@ -1,13 +1,14 @@
 """Small synthetic datasets in COCO and ADE20K layouts, for the quick start and the tests.
 
-Images show filled circles, rectangles (rotated) and triangles of random colours, sizes and
-positions on a smooth noisy background; later shapes occlude earlier ones. The class of a shape
-is its geometry, never its colour.
+Images show one to ``max_objects`` large filled circles, rectangles (rotated) and triangles,
+apart from each other, on a plain light background. A shape's class shows in its geometry and
+in its colour (the class's palette colour, jittered per shape): the data is made to be learnt
+from scratch in a few minutes on a CPU (the quick start), so it is distinct rather than hard.
 
 ``make_coco_instances`` writes the mmdet COCO layout (``annotations/instances_{split}2017.json``,
-``{split}2017/*.jpg``): one annotation per visible shape with polygons traced from the visible
-mask (an occluded shape can have several), its box and area, plus ``iscrowd=1`` groups of small
-shapes annotated as one RLE region, as COCO does for crowds.
+``{split}2017/*.jpg``): one annotation per shape with the polygon traced from its mask, its box
+and area, plus, in some images, an ``iscrowd=1`` group of small shapes of one class annotated as
+one RLE region, as COCO does for crowds (the COCO metric ignores detections on it).
 
 ``make_ade_semantic`` writes the mmseg ADE20K layout (``images/{training,validation}/*.jpg``,
 ``annotations/{training,validation}/*.png``) with ADE20K's label convention: 0 marks "other"
@@ -61,60 +62,76 @@ def _fill(mask_shape: Tuple[int, int], polygon: np.ndarray) -> np.ndarray:
 
 
 def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """A smooth colour gradient with mild noise, (H, W, 3) uint8."""
-    c0, c1 = rng.uniform(40, 215, 3), rng.uniform(40, 215, 3)
-    ramp = np.linspace(0, 1, width)[None, :, None] if rng.random() < 0.5 else \
-        np.linspace(0, 1, height)[:, None, None]
-    img = c0 + (c1 - c0) * ramp + rng.normal(0, 6, (height, width, 3))
-    return np.clip(np.broadcast_to(img, (height, width, 3)), 0, 255).astype(np.uint8)
+    """A plain light grey, slightly tinted, with mild noise: (H, W, 3) uint8."""
+    level = rng.uniform(150, 230) + rng.uniform(-10, 10, 3)
+    img = level + rng.normal(0, 3, (height, width, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def _colour(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """A random colour that differs clearly from the mean colour under ``mask``."""
-    under = image[mask].mean(axis=0) if mask.any() else np.full(3, 128.0)
-    while True:
-        colour = rng.uniform(0, 255, 3)
-        if np.abs(colour - under).sum() > 150:
-            return colour
+def _class_colour(rng: np.random.Generator, kind: int) -> np.ndarray:
+    """The BGR colour of a shape of class ``kind``: its palette colour, jittered per shape."""
+    rgb = np.asarray(INSTANCE_PALETTE[kind], float) + rng.uniform(-30, 30, 3)
+    return np.clip(rgb[::-1], 0, 255)
+
+
+def _place(rng: np.random.Generator, occupied: np.ndarray, draw) -> np.ndarray:
+    """A mask from ``draw()`` that keeps a 2-pixel gap to ``occupied``, or an empty mask.
+
+    Args:
+        occupied: (H, W) bool, pixels already taken.
+        draw: Returns a candidate (H, W) bool mask at a new random position; tried 20 times.
+    """
+    blocked = cv2.dilate(occupied.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    for _ in range(20):
+        mask = draw()
+        if mask.any() and not (mask & blocked).any():
+            return mask
+    return np.zeros_like(occupied)
 
 
 def _render(rng: np.random.Generator, height: int, width: int, max_objects: int,
             crowd_prob: float, clutter: bool) -> Tuple[np.ndarray, List[dict], np.ndarray]:
-    """Draw one image.
+    """Draw one image: a few large shapes, apart from each other, on a plain background.
 
     Returns:
-        The image (H, W, 3) BGR uint8; the objects, each ``dict(kind, mask (H, W) bool of its
-        visible pixels, crowd)``; a clutter mask (H, W) bool (thin strokes over everything).
+        The image (H, W, 3) BGR uint8; the objects, each ``dict(kind, mask (H, W) bool,
+        crowd)``; a clutter mask (H, W) bool (thin grey strokes over everything).
     """
     image = _background(rng, height, width)
-    owner = np.full((height, width), -1, np.int32)
+    occupied = np.zeros((height, width), bool)
     objects: List[dict] = []
     side = min(height, width)
 
     def paint(mask: np.ndarray, kind: int, crowd: bool) -> None:
-        colour = _colour(rng, image, mask)
-        image[mask] = np.clip(colour + rng.normal(0, 4, (int(mask.sum()), 3)), 0, 255)
-        owner[mask] = len(objects)
-        objects.append(dict(kind=kind, full_area=int(mask.sum()), crowd=crowd))
+        if not mask.any():
+            return
+        colour = _class_colour(rng, kind)
+        image[mask] = np.clip(colour + rng.normal(0, 3, (int(mask.sum()), 3)), 0, 255)
+        occupied[mask] = True
+        objects.append(dict(kind=kind, mask=mask, crowd=crowd))
 
-    if rng.random() < crowd_prob:  # a crowd: 5-8 small shapes of one class, one region
-        kind = int(rng.integers(len(INSTANCE_CLASSES)))
-        cx, cy = rng.uniform(0.25, 0.75) * width, rng.uniform(0.25, 0.75) * height
-        union = np.zeros((height, width), bool)
-        for _ in range(int(rng.integers(5, 9))):
-            size = rng.uniform(0.05, 0.08) * side
-            union |= _fill((height, width), _shape_polygon(
-                rng, kind, cx + rng.normal(0, 0.08 * side), cy + rng.normal(0, 0.08 * side),
-                size))
-        paint(union, kind, crowd=True)
-    for _ in range(int(rng.integers(1, max_objects + 1))):
-        kind = int(rng.integers(len(INSTANCE_CLASSES)))
-        size = rng.uniform(0.15, 0.5) * side
+    def shape(kind: int, low: float, high: float) -> np.ndarray:
+        size = rng.uniform(low, high) * side
         cx = rng.uniform(size / 2, width - size / 2)
         cy = rng.uniform(size / 2, height - size / 2)
-        paint(_fill((height, width), _shape_polygon(rng, kind, cx, cy, size)), kind, False)
-    for index, obj in enumerate(objects):
-        obj['mask'] = owner == index
+        return _fill((height, width), _shape_polygon(rng, kind, cx, cy, size))
+
+    def crowd(kind: int) -> np.ndarray:
+        """5-8 small shapes of one class, close together."""
+        cx, cy = rng.uniform(0.2, 0.8) * width, rng.uniform(0.2, 0.8) * height
+        union = np.zeros((height, width), bool)
+        for _ in range(int(rng.integers(5, 9))):
+            union |= _fill((height, width), _shape_polygon(
+                rng, kind, cx + rng.uniform(-0.1, 0.1) * side,
+                cy + rng.uniform(-0.1, 0.1) * side, rng.uniform(0.06, 0.09) * side))
+        return union
+
+    if rng.random() < crowd_prob:
+        kind = int(rng.integers(len(INSTANCE_CLASSES)))
+        paint(_place(rng, occupied, lambda: crowd(kind)), kind, crowd=True)
+    for _ in range(int(rng.integers(1, max_objects + 1))):
+        kind = int(rng.integers(len(INSTANCE_CLASSES)))
+        paint(_place(rng, occupied, lambda: shape(kind, 0.25, 0.5)), kind, crowd=False)
 
     clutter_mask = np.zeros((height, width), np.uint8)
     if clutter:
@@ -122,7 +139,7 @@ def _render(rng: np.random.Generator, height: int, width: int, max_objects: int,
             p0 = (int(rng.integers(width)), int(rng.integers(height)))
             p1 = (int(rng.integers(width)), int(rng.integers(height)))
             cv2.line(clutter_mask, p0, p1, 1, thickness=max(1, side // 64))
-        image[clutter_mask.astype(bool)] = rng.uniform(0, 255, 3)
+        image[clutter_mask.astype(bool)] = rng.uniform(60, 100)
     return image, objects, clutter_mask.astype(bool)
 
 
@@ -178,9 +195,8 @@ def _check_sizes(image_size: Sequence[int], num_train: int, num_val: int,
 
 
 def make_coco_instances(root: str, num_train: int = 200, num_val: int = 50,
-                        image_size: Tuple[int, int] = (160, 160), max_objects: int = 4,
-                        crowd_prob: float = 0.15, min_visible: float = 0.35,
-                        seed: int = 0) -> Dict[str, str]:
+                        image_size: Tuple[int, int] = (96, 96), max_objects: int = 3,
+                        crowd_prob: float = 0.15, seed: int = 0) -> Dict[str, str]:
     """Write (or keep, if already there) a synthetic instance-segmentation set in COCO layout.
 
     Args:
@@ -189,8 +205,6 @@ def make_coco_instances(root: str, num_train: int = 200, num_val: int = 50,
         image_size: (height, width) of every image.
         max_objects: Most regular shapes per image (at least one).
         crowd_prob: Chance that an image also holds a crowd region (``iscrowd=1``).
-        min_visible: A shape less visible than this fraction of its area is left out (and
-            stays as unannotated background, like an unlabelled object in COCO).
         seed: Seed; the same arguments always give the same files.
 
     Returns:
@@ -201,8 +215,7 @@ def make_coco_instances(root: str, num_train: int = 200, num_val: int = 50,
     """
     height, width = _check_sizes(image_size, num_train, num_val, max_objects)
     stamp = dict(kind='coco', num_train=num_train, num_val=num_val, image_size=[height, width],
-                 max_objects=max_objects, crowd_prob=crowd_prob, min_visible=min_visible,
-                 seed=seed)
+                 max_objects=max_objects, crowd_prob=crowd_prob, seed=seed)
     paths = {f'{s}_ann': osp.join(root, 'annotations', f'instances_{d}.json')
              for s, d in _COCO_SPLITS.items()}
     paths.update({f'{s}_img': osp.join(root, d) for s, d in _COCO_SPLITS.items()})
@@ -223,7 +236,7 @@ def make_coco_instances(root: str, num_train: int = 200, num_val: int = 50,
             images.append(dict(id=image_id, file_name=file_name, height=height, width=width))
             for obj in objects:
                 mask, area = obj['mask'], int(obj['mask'].sum())
-                if area < 16 or area < min_visible * obj['full_area']:
+                if area < 16:
                     continue
                 segmentation = _rle(mask) if obj['crowd'] else _polygons(mask)
                 if not segmentation:
@@ -239,7 +252,7 @@ def make_coco_instances(root: str, num_train: int = 200, num_val: int = 50,
 
 
 def make_ade_semantic(root: str, num_train: int = 200, num_val: int = 50,
-                      image_size: Tuple[int, int] = (160, 160), max_objects: int = 4,
+                      image_size: Tuple[int, int] = (96, 96), max_objects: int = 3,
                       seed: int = 0) -> Dict[str, str]:
     """Write (or keep) a synthetic semantic-segmentation set in ADE20K layout.
 

@@ -1,9 +1,9 @@
 """Helpers for the tool tests: tiny versions of the shipped configs, running the tools.
 
-A tiny config is a shipped config loaded as is, then shrunk: a 4-block backbone
-(``dims=16``), thin heads, images about 64 px, two-image batches, a short iteration-based
-schedule, and the synthetic data. Everything else (pipelines' structure, losses, evaluators,
-hooks) stays the shipped recipe's.
+A tiny config is a shipped config pointed at the synthetic data by
+:func:`mmspatialmamba.datasets.use_synthetic_data` (64 px images, two-image batches, a short
+iteration-based schedule), then shrunk: a 4-block backbone (``dims=16``) and thin heads.
+Everything else (pipelines' structure, losses, evaluators, hooks) stays the shipped recipe's.
 """
 import os
 import os.path as osp
@@ -13,32 +13,17 @@ from typing import List, Optional
 
 from mmengine.config import Config
 
-from mmspatialmamba.datasets import ade_metainfo, coco_metainfo
+from mmspatialmamba.datasets import use_synthetic_data
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY_ARCH = dict(dims=16, depths=[1, 1, 1, 1])
 TINY_CHANNELS = [16, 32, 64, 128]
-
-
-def _shrink_scales(pipeline: list, factor: int) -> None:
-    """Divide every resize scale and crop size in a (nested) pipeline by ``factor``."""
-    for transform in pipeline:
-        if isinstance(transform, list):
-            _shrink_scales(transform, factor)
-            continue
-        for key in ('scale', 'crop_size'):
-            if isinstance(transform.get(key), (tuple, list)):
-                transform[key] = tuple(max(8, s // factor) for s in transform[key])
-        if 'scales' in transform:
-            transform['scales'] = [tuple(max(8, s // factor) for s in scale)
-                                   for scale in transform['scales']]
-        if 'transforms' in transform:
-            _shrink_scales(transform['transforms'], factor)
+IMAGE_SIZE = 64  # the side of the conftest datasets' images
 
 
 def tiny_config(name: str, data_root: str, work_dir: str, max_iters: int = 2,
                 random_flip: bool = True, with_val: bool = True) -> Config:
-    """Load ``configs/<name>.py`` and shrink it to run in seconds on ``data_root``.
+    """Load ``configs/<name>.py``, point it at ``data_root`` and shrink it to run in seconds.
 
     Args:
         name: A shipped config name, e.g. 'maskrcnn_spatialmamba_t_coco'.
@@ -49,54 +34,25 @@ def tiny_config(name: str, data_root: str, work_dir: str, max_iters: int = 2,
         with_val: Keep the validation loop.
     """
     cfg = Config.fromfile(osp.join(ROOT, 'configs', f'{name}.py'))
+    use_synthetic_data(cfg, data_root, image_size=IMAGE_SIZE, iters=max_iters, lr=1e-3)
     cfg.work_dir = work_dir
+    cfg.default_hooks.logger.interval = 1  # tests read every step's losses from the log
     model = cfg.model
-    model.backbone.update(arch=TINY_ARCH, init_cfg=None, drop_path_rate=0.0)
+    model.backbone.update(arch=TINY_ARCH, drop_path_rate=0.0)
     if cfg.default_scope == 'mmdet':
-        metainfo, factor, num_classes = coco_metainfo(), 10, 3
         model.neck.update(in_channels=TINY_CHANNELS, out_channels=32)
         model.rpn_head.update(in_channels=32, feat_channels=32)
         model.roi_head.bbox_roi_extractor.out_channels = 32
         model.roi_head.mask_roi_extractor.out_channels = 32
-        model.roi_head.bbox_head.update(in_channels=32, fc_out_channels=64,
-                                        num_classes=num_classes)
-        model.roi_head.mask_head.update(in_channels=32, conv_out_channels=32,
-                                        num_classes=num_classes)
-        model.train_cfg.rcnn.sampler.num = 64
-        model.test_cfg.rpn.max_per_img = 100
-        for split in ('val', 'test'):
-            cfg[f'{split}_evaluator'].ann_file = osp.join(data_root, 'annotations',
-                                                          'instances_val2017.json')
-        dataset_update = dict(data_root=data_root + '/', metainfo=metainfo)
+        model.roi_head.bbox_head.update(in_channels=32, fc_out_channels=64)
+        model.roi_head.mask_head.update(in_channels=32, conv_out_channels=32)
     else:
-        metainfo, factor, num_classes = ade_metainfo(), 8, 4
-        model.data_preprocessor.size = (64, 64)
-        model.decode_head.update(in_channels=TINY_CHANNELS, channels=32,
-                                 num_classes=num_classes)
-        model.auxiliary_head.update(in_channels=TINY_CHANNELS[2], channels=16,
-                                    num_classes=num_classes)
-        dataset_update = dict(type='BaseSegDataset', data_root=data_root, metainfo=metainfo,
-                              img_suffix='.jpg', seg_map_suffix='.png', reduce_zero_label=True)
-        _shrink_scales(cfg.tta_pipeline, factor)
-    for split in ('train', 'val', 'test'):
-        loader = cfg[f'{split}_dataloader']
-        loader.update(batch_size=2 if split == 'train' else 1, num_workers=0,
-                      persistent_workers=False)
-        dataset = loader.dataset
-        dataset.update(dataset_update)
-        _shrink_scales(dataset.pipeline, factor)
-        if not random_flip:
+        model.decode_head.update(in_channels=TINY_CHANNELS, channels=32)
+        model.auxiliary_head.update(in_channels=TINY_CHANNELS[2], channels=16)
+    if not random_flip:
+        for split in ('train', 'val', 'test'):
+            dataset = cfg[f'{split}_dataloader'].dataset
             dataset.pipeline = [t for t in dataset.pipeline if t['type'] != 'RandomFlip']
-    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
-    cfg.param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
-                                end=8)]
-    cfg.optim_wrapper.optimizer.lr = 1e-3
-    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1, log_metric_by_epoch=False)
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False,
-                                        interval=max_iters, max_keep_ckpts=1)
-    cfg.log_processor = dict(by_epoch=False)
-    cfg.randomness = dict(seed=0)
-    cfg.env_cfg.cudnn_benchmark = False
     if not with_val:
         cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     return cfg
