@@ -21,6 +21,14 @@ SCAN_NAMES = ['u', 'delta', 'A', 'B', 'delta_bias']
 FUSION_NAMES = ['h', 'k1', 'k3', 'k5', 'alpha']
 SASF_NAMES = ['u', 'delta', 'A', 'B', 'C', 'D', 'delta_bias', 'k1', 'k3', 'k5', 'alpha']
 
+# GPU cases of the map ops (batch, D, H, W): odd and long maps against the oracle, and the
+# models' shapes (224 classification batch 128 stage 1; 800x1344 detection stages 1 and 4)
+# for Triton against the PyTorch path.
+GPU_MAP_SHAPES = [(2, 8, 1, 37), (2, 64, 56, 57), (1, 16, 200, 336), (2, 512, 7, 12)]
+MODEL_MAP_SHAPES = [(128, 64, 56, 56), (2, 64, 200, 336), (2, 512, 25, 42)]
+GPU_DTYPES = pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16],
+                                     ids=['fp32', 'bf16'])
+
 
 def case_id(dims: str, shape: Sequence[int], dtype: Optional[torch.dtype] = None,
             bias: bool = True, softplus: bool = True, layout: str = 'contiguous') -> str:

@@ -5,7 +5,8 @@ The Triton cases run under the interpreter on CPU (conftest.py), with NaN-poison
 """
 import pytest
 import torch
-from op_utils import SASF_NAMES, case, case_id, compare, compare_backends, sasf_inputs
+from op_utils import (GPU_DTYPES, GPU_MAP_SHAPES, MODEL_MAP_SHAPES, SASF_NAMES, case, case_id,
+                      compare, compare_backends, sasf_inputs)
 from spec_oracle import sasf_oracle
 
 from mmspatialmamba.ops import _utils, structure_aware_ssm
@@ -40,14 +41,9 @@ def test_gpu_block_sizes(monkeypatch, seed):
             SASF_NAMES, torch.float32, seed, backends=['triton'], hw=(3, 70))
 
 
-GPU_SHAPES = [(2, 8, 1, 37), (2, 64, 56, 57), (1, 16, 200, 336), (2, 512, 7, 12)]
-MODEL_SHAPES = [(128, 64, 56, 56), (2, 64, 200, 336), (2, 512, 25, 42)]
-DTYPES = pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16], ids=['fp32', 'bf16'])
-
-
 @pytest.mark.cuda
-@DTYPES
-@pytest.mark.parametrize('shape', GPU_SHAPES, ids=[case_id(DIMS, s) for s in GPU_SHAPES])
+@GPU_DTYPES
+@pytest.mark.parametrize('shape', GPU_MAP_SHAPES, ids=[case_id(DIMS, s) for s in GPU_MAP_SHAPES])
 def test_cuda_matches_oracle(shape, dtype, seed):
     """Both backends on CUDA tensors against the oracle."""
     compare(structure_aware_ssm, sasf_oracle, sasf_inputs(*shape, dtype, torch.device('cuda')),
@@ -55,8 +51,8 @@ def test_cuda_matches_oracle(shape, dtype, seed):
 
 
 @pytest.mark.cuda
-@DTYPES
-@pytest.mark.parametrize('shape', MODEL_SHAPES, ids=[case_id(DIMS, s) for s in MODEL_SHAPES])
+@GPU_DTYPES
+@pytest.mark.parametrize('shape', MODEL_MAP_SHAPES, ids=[case_id(DIMS, s) for s in MODEL_MAP_SHAPES])
 def test_cuda_triton_matches_torch(shape, dtype, seed):
     """Triton against the PyTorch path on CUDA at the models' shapes (224 classification
     batch 128 stage 1; 800x1344 detection stages 1 and 4)."""

@@ -7,8 +7,8 @@ small because the interpreter is slow; ``test_long_sequence`` covers L = 67,200.
 """
 import pytest
 import torch
-from op_utils import (SCAN_NAMES, TOL, assert_close, case, case_id, compare, compare_backends,
-                      scan_inputs)
+from op_utils import (GPU_DTYPES, SCAN_NAMES, TOL, assert_close, case, case_id, compare,
+                      compare_backends, scan_inputs)
 from spec_oracle import scan_oracle
 
 from mmspatialmamba.ops import selective_scan
@@ -79,11 +79,10 @@ def test_long_sequence(seed):
 
 
 GPU_SHAPES = [(2, 8, 2, 37), (2, 64, 2, 56 * 57), (1, 16, 2, 200 * 336), (2, 512, 2, 7 * 12)]
-DTYPES = pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16], ids=['fp32', 'bf16'])
 
 
 @pytest.mark.cuda
-@DTYPES
+@GPU_DTYPES
 @pytest.mark.parametrize('shape', GPU_SHAPES, ids=[case_id(DIMS, s) for s in GPU_SHAPES])
 def test_cuda_matches_oracle(shape, dtype, seed):
     """Both backends on CUDA tensors (channels-innermost strides) against the oracle."""
@@ -96,7 +95,7 @@ MODEL_SHAPES = [(128, 64, 1, 56 * 56), (2, 64, 1, 200 * 336), (2, 512, 1, 25 * 4
 
 
 @pytest.mark.cuda
-@DTYPES
+@GPU_DTYPES
 @pytest.mark.parametrize('shape', MODEL_SHAPES, ids=[case_id(DIMS, s) for s in MODEL_SHAPES])
 def test_cuda_triton_matches_torch(shape, dtype, seed):
     """Triton against the PyTorch path on CUDA at the models' shapes (224 classification
