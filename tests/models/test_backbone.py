@@ -356,8 +356,11 @@ def test_sync_bn_builds_and_reverts_for_one_process():
 
 def test_frozen_stages_with_norm_eval_stay_fixed_through_a_training_step():
     """mmdet's ResNet recipe (frozen_stages=1, norm_eval=True): after ``train()`` and an
-    optimizer step, the stem and stage 0 are unchanged, BN statistics everywhere too."""
-    model = randomize_(SpatialMamba(arch=TINY, frozen_stages=1, norm_eval=True)).train()
+    optimizer step, the stem and stage 0 are unchanged, BN statistics everywhere too. No drop
+    path: a block whose branch is dropped for the whole batch gets no gradient and would
+    look frozen."""
+    model = randomize_(SpatialMamba(arch=TINY, frozen_stages=1, norm_eval=True,
+                                    drop_path_rate=0.0)).train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
     sum(o.square().mean() for o in model(torch.randn(2, 3, 64, 64))).backward()
