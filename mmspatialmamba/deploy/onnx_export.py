@@ -13,12 +13,13 @@ What can be exported (see ``tools/export_onnx.py``):
       heads need mmdeploy's rewriters (NMS, RoIAlign as ONNX graphs); mmdeploy 1.3.1 does not
       run on torch 2.13 (see ``docs/deploy.md``).
 """
-import time
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
+
+from ..analysis.timing import measure
 
 #: Operator domains of the ONNX standard: the default domain and its explicit name.
 STANDARD_DOMAINS = ('', 'ai.onnx')
@@ -124,8 +125,11 @@ def check(path: str, module: nn.Module, images: Tensor, repeats: int = 3) -> Che
     session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
     feed = {session.get_inputs()[0].name: images.numpy()}
     with torch.no_grad():
-        expected, torch_ms = _median_ms(lambda: _as_list(module(images)), repeats)
-    got, ort_ms = _median_ms(lambda: session.run(None, feed), repeats)
+        expected = _as_list(module(images))
+        torch_ms = measure(lambda: module(images), 'cpu', warmup=0, iters=repeats).median_s * 1e3
+    got = session.run(None, feed)
+    ort_ms = measure(lambda: session.run(None, feed), 'cpu', warmup=0,
+                     iters=repeats).median_s * 1e3
     if len(got) != len(expected):
         raise RuntimeError(f'{path}: ONNX Runtime returned {len(got)} outputs, PyTorch '
                            f'{len(expected)}')
@@ -141,24 +145,3 @@ def check(path: str, module: nn.Module, images: Tensor, repeats: int = 3) -> Che
 
 def _as_list(outputs) -> List[Tensor]:
     return list(outputs) if isinstance(outputs, Sequence) else [outputs]
-
-
-def _median_ms(fn, repeats: int) -> Tuple[object, float]:
-    """``(result of the last call, median milliseconds over repeats)``; one untimed warm-up."""
-    result = fn()
-    times: List[float] = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return result, sorted(times)[len(times) // 2]
-
-
-def to_torch_backend(model: nn.Module, backend: Optional[str] = 'torch') -> nn.Module:
-    """Point every Spatial-Mamba mixer of ``model`` at the given ops ``backend`` (the PyTorch
-    path is the one that exports to standard operators)."""
-    from ..models.layers.sasf import StructureAwareSSM
-    for module in model.modules():
-        if isinstance(module, StructureAwareSSM):
-            module.backend = backend
-    return model
