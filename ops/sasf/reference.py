@@ -1,27 +1,45 @@
-"""PyTorch reference of the structure-aware SSM core: scan, fusion, observation (docs/model.md steps 5-7)."""
+"""PyTorch reference of the structure-aware SSM core: scan, fusion, observation (docs/model.md steps 5-7).
+
+Time-major throughout: the scan's states (batch, L, D) are, viewed as (batch, D, H, W), a
+channels-last map, which is what the fusion's convolutions want, and the output y is returned
+as a (batch, D, L) view of (batch, L, D) memory, which the model reads back as channels-last
+(batch, H, W, D) without a copy.
+"""
 from typing import Optional, Sequence
 
+import torch
 from torch import Tensor
 
-from ..selective_scan.reference import selective_scan_ref
+from ..selective_scan.reference import scan_time_major
 from ..state_fusion.reference import state_fusion_ref
 
 
 def sasf_states(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, delta_bias: Optional[Tensor],
                 delta_softplus: bool = True) -> Tensor:
-    """The scan's states in float32, (batch, D, 1, L); arguments as
-    ``structure_aware_ssm_ref``."""
-    return selective_scan_ref(u.float(), delta.float(), A, B.float(), delta_bias, delta_softplus)
+    """The scan's states in float32, (batch, D, 1, L) contiguous (the layout of the Triton
+    op's saved states); arguments as ``structure_aware_ssm_ref``."""
+    h = scan_time_major(u, delta, A, B, delta_bias, delta_softplus)
+    return h.permute(0, 2, 3, 1).contiguous()
+
+
+def _fuse_and_observe(h: Tensor, u: Tensor, C: Tensor, D: Tensor, k1: Tensor, k3: Tensor,
+                      k5: Tensor, alpha: Tensor, hw: Sequence[int]) -> Tensor:
+    """``y = C * fusion(h) + D * u`` from float32 states ``h`` (batch, L, D) time-major;
+    returns y, (batch, D, L) float32, a view of (batch, L, D) memory."""
+    batch, length, dim = h.shape
+    maps = h.view(batch, *hw, dim).permute(0, 3, 1, 2)                  # channels-last
+    fused = state_fusion_ref(maps, k1, k3, k5, alpha).permute(0, 2, 3, 1).reshape(h.shape)
+    y = torch.addcmul(u.float().transpose(1, 2) * D.float(), fused, C.float().transpose(1, 2))
+    return y.transpose(1, 2)
 
 
 def fuse_and_observe(h: Tensor, u: Tensor, C: Tensor, D: Tensor, k1: Tensor, k3: Tensor,
                      k5: Tensor, alpha: Tensor, hw: Sequence[int]) -> Tensor:
     """``y = C * fusion(h) + D * u`` from the float32 states ``h``, (batch, D, 1, L); other
-    arguments as ``structure_aware_ssm_ref``. Returns y, (batch, D, L), dtype of ``u``."""
-    batch, dim, length = u.shape
-    fused = state_fusion_ref(h.view(batch, dim, *hw), k1, k3, k5, alpha).view(batch, dim, length)
-    y = fused * C.float() + u.float() * D.float()[:, None]
-    return y.to(u.dtype)
+    arguments as ``structure_aware_ssm_ref``. Returns y, (batch, D, L), dtype of ``u``,
+    contiguous."""
+    h = h.flatten(1, 2).transpose(1, 2).contiguous()
+    return _fuse_and_observe(h, u, C, D, k1, k3, k5, alpha, hw).to(u.dtype).contiguous()
 
 
 def structure_aware_ssm_ref(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
@@ -36,7 +54,7 @@ def structure_aware_ssm_ref(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: T
         alpha: (3,). hw: (H, W). delta_softplus: Whether to apply softplus to delta.
 
     Returns:
-        y, (batch, D, L), dtype of ``u``.
+        y, (batch, D, L), dtype of ``u``: a view of (batch, L, D) memory.
     """
-    h = sasf_states(u, delta, A, B, delta_bias, delta_softplus)
-    return fuse_and_observe(h, u, C, D, k1, k3, k5, alpha, hw)
+    h = scan_time_major(u, delta, A, B, delta_bias, delta_softplus).flatten(2)
+    return _fuse_and_observe(h, u, C, D, k1, k3, k5, alpha, hw).to(u.dtype)

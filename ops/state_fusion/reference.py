@@ -1,11 +1,15 @@
 """PyTorch reference of the structure-aware state fusion (docs/model.md step 6).
 
 ``h~ = alpha_0 * dw3x3_d1(h) + alpha_1 * dw3x3_d3(h) + alpha_2 * dw3x3_d5(h)`` with replicate
-padding. The map is padded once by 5 (the largest dilation); each dilation then reads a crop of
-that padded map, which equals padding by its own dilation because replicate padding of a
-replicate-padded map is the same clamp to the border. Kernels are read on every call: nothing
-derived from the parameters is cached, so weights never go stale between training and eval.
+padding: for each dilation the map is padded by gathering its clamped rows and columns
+(``index_select`` on the channels-last memory: ATen's replication pad is an order of magnitude
+slower on channels-last maps), then convolved channels-last, oneDNN's fast depthwise path on
+the CPU (an NCHW depthwise convolution there is several times slower; docs/stack.md). Each
+alpha scales its (D, 1, 3, 3) kernel rather than the (batch, D, H, W) result. Kernels are read
+on every call: nothing derived from the parameters is cached, so weights never go stale between
+training and eval.
 """
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -16,19 +20,20 @@ def state_fusion_ref(h: Tensor, k1: Tensor, k3: Tensor, k5: Tensor, alpha: Tenso
     """Fuse states with depthwise 3x3 kernels at dilations 1, 3, 5 (replicate padding).
 
     Args:
-        h: States, (batch, D, H, W). k1, k3, k5: Depthwise kernels, each (D, 1, 3, 3).
-        alpha: Mixing weights, (3,).
+        h: States, (batch, D, H, W), any memory format.
+        k1, k3, k5: Depthwise kernels, each (D, 1, 3, 3). alpha: Mixing weights, (3,).
 
     Returns:
-        Fused states, (batch, D, H, W), dtype of ``h`` (computed in float32).
+        Fused states, (batch, D, H, W) in channels-last memory, dtype of ``h`` (computed in
+        float32).
     """
-    dim, (height, width) = h.shape[1], h.shape[-2:]
-    pad = max(DILATIONS)
-    padded = F.pad(h.float(), (pad, pad, pad, pad), mode='replicate')
+    dim, (height, width), dtype = h.shape[1], h.shape[-2:], h.dtype
+    rows = h.float().permute(0, 2, 3, 1)                 # (batch, H, W, D), a view if channels-last
     out = None
     for weight, kernel, dilation in zip(alpha.float(), (k1, k3, k5), DILATIONS):
-        off = pad - dilation
-        view = padded[..., off:off + height + 2 * dilation, off:off + width + 2 * dilation]
-        term = weight * F.conv2d(view, kernel.float(), dilation=dilation, groups=dim)
+        clamp_h = torch.arange(-dilation, height + dilation, device=h.device).clamp(0, height - 1)
+        clamp_w = torch.arange(-dilation, width + dilation, device=h.device).clamp(0, width - 1)
+        padded = rows.index_select(1, clamp_h).index_select(2, clamp_w).permute(0, 3, 1, 2)
+        term = F.conv2d(padded, kernel.float() * weight, dilation=dilation, groups=dim)
         out = term if out is None else out + term
-    return out.to(h.dtype)
+    return out.to(dtype)

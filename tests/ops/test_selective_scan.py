@@ -57,9 +57,10 @@ def scan_float64(u, delta, A, B, delta_bias=None, delta_softplus=True):
     dt = delta.double() + (delta_bias.double()[:, None] if delta_bias is not None else 0)
     if delta_softplus:
         dt = torch.where(dt <= 20, torch.log1p(torch.exp(dt)), dt)
-    log_decay = dt[:, :, None] * A.double()[None, :, :, None]
+    decay = torch.exp(dt[:, :, None] * A.double()[None, :, :, None])    # (batch, D, N, L)
     inp = (dt * u.double())[:, :, None] * B.double()[:, None]
-    return linear_scan(log_decay, inp)
+    time_major = [x.flatten(1, 2).transpose(1, 2) for x in (decay, inp)]
+    return linear_scan(*time_major).transpose(1, 2).view(decay.shape)
 
 
 def test_long_sequence(seed):

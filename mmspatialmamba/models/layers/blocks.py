@@ -5,6 +5,7 @@ Attribute names are part of the checkpoint interface and follow docs/model.md ex
 """
 from typing import Optional
 
+import torch
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from torch import Tensor, nn
@@ -65,7 +66,9 @@ class Stem(nn.Module):
             ConvNormAct(4 * embed_dim, embed_dim, 1, bias=False, norm_cfg=norm_cfg, act=False))
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.conv1(x)
+        # Channels-last convolutions, so the permute below yields contiguous (batch, H, W, E)
+        # and every later module reads channels-last memory without copies.
+        x = self.conv1(x.contiguous(memory_format=torch.channels_last))
         x = self.conv2(x) + x
         return self.conv3(x).permute(0, 2, 3, 1)
 
