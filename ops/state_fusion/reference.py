@@ -8,12 +8,51 @@ the CPU (an NCHW depthwise convolution there is several times slower; docs/stack
 alpha scales its (D, 1, 3, 3) kernel rather than the (batch, D, H, W) result. Kernels are read
 on every call: nothing derived from the parameters is cached, so weights never go stale between
 training and eval.
+
+The convolutions' backward is written out (:class:`_DilatedDepthwise`): oneDNN's backward of a
+dilated depthwise convolution on the CPU is 10-40x its forward (docs/stack.md), while the
+input gradient is itself a forward convolution (of the zero-padded output gradient with the
+flipped kernel) and the kernel gradient nine per-channel dot products.
 """
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 DILATIONS = (1, 3, 5)
+
+
+class _DilatedDepthwise(torch.autograd.Function):
+    """``F.conv2d(x, weight, dilation=d, groups=C)``, 3x3 kernel, no padding, stride 1.
+
+    ``x``: (batch, C, H + 2d, W + 2d) channels-last; ``weight``: (C, 1, 3, 3); output
+    (batch, C, H, W) channels-last.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, dilation: int) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.dilation = dilation
+        with torch.autocast(x.device.type, enabled=False):   # float32, as the fusion is
+            return F.conv2d(x, weight, dilation=dilation, groups=x.shape[1])
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor):
+        x, weight = ctx.saved_tensors
+        d = ctx.dilation
+        grad = grad.contiguous(memory_format=torch.channels_last)
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            # Padded explicitly: oneDNN takes a slow path when the padding exceeds the kernel.
+            grad_x = F.conv2d(F.pad(grad, (2 * d,) * 4), weight.flip(-1, -2), dilation=d,
+                              groups=x.shape[1])
+        if ctx.needs_input_grad[1]:
+            height, width = grad.shape[-2:]
+            g, rows = grad.permute(0, 2, 3, 1), x.permute(0, 2, 3, 1)   # channels innermost
+            taps = [(g * rows[:, i * d:i * d + height, j * d:j * d + width]).sum((0, 1, 2))
+                    for i in range(3) for j in range(3)]
+            grad_w = torch.stack(taps, 1).view(weight.shape)
+        return grad_x, grad_w, None
 
 
 def state_fusion_ref(h: Tensor, k1: Tensor, k3: Tensor, k5: Tensor, alpha: Tensor) -> Tensor:
@@ -34,6 +73,6 @@ def state_fusion_ref(h: Tensor, k1: Tensor, k3: Tensor, k5: Tensor, alpha: Tenso
         clamp_h = torch.arange(-dilation, height + dilation, device=h.device).clamp(0, height - 1)
         clamp_w = torch.arange(-dilation, width + dilation, device=h.device).clamp(0, width - 1)
         padded = rows.index_select(1, clamp_h).index_select(2, clamp_w).permute(0, 3, 1, 2)
-        term = F.conv2d(padded, kernel.float() * weight, dilation=dilation, groups=dim)
+        term = _DilatedDepthwise.apply(padded, kernel.float() * weight, dilation)
         out = term if out is None else out + term
     return out.to(dtype)

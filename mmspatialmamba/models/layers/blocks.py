@@ -6,6 +6,7 @@ Attribute names are part of the checkpoint interface and follow docs/model.md ex
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from torch import Tensor, nn
@@ -35,7 +36,16 @@ class ConvNormAct(nn.Module):
         self.act = nn.ReLU() if act else None
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.conv(x)
+        conv = self.conv
+        if conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.padding == (0, 0) \
+                and conv.groups == 1:
+            # A pointwise convolution is a matrix product over channels: as F.linear on the
+            # channels-last view it is one GEMM (ATen's CPU 1x1 convolution on channels-last
+            # input takes its slow im2col path, forward and backward; docs/stack.md).
+            x = F.linear(x.permute(0, 2, 3, 1), conv.weight.flatten(1), conv.bias)
+            x = x.permute(0, 3, 1, 2)
+        else:
+            x = conv(x)
         if self.norm is not None:
             x = self.norm(x)
         if self.act is not None:
