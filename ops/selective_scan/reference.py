@@ -3,13 +3,15 @@
 This is the CPU path and the fallback of the kernels. It works time-major: states are
 (batch, L, width) with the channels innermost, so each step of the recurrence reads and writes
 contiguous rows of channels, and a channels-last map from the model's convolution needs no
-copy. The sequence is cut into ``ceil(sqrt(L))`` chunks of ``ceil(sqrt(L))`` positions:
-one Python loop walks the positions of all chunks at once (each chunk started from zero,
-also accumulating the product of its decays), a second walks the chunks to carry the state
-from one chunk into the next, and one vectorised pass adds each chunk's incoming state times
-its running decay. That is about ``2 sqrt(L)`` small PyTorch operations (112 at L = 3,136,
-520 at L = 67,200) instead of one per position. Decays ``exp(dt * A)`` lie in [0, 1] for
-``dt * A <= 0`` and only their products are formed, so nothing overflows at any length.
+copy. The sequence is cut into ``ceil(sqrt(L))`` chunks of ``ceil(sqrt(L))`` positions. A
+first Python loop walks the positions of all chunks at once, keeping only each chunk's final
+state (started from zero) and the product of its decays; a second walks the chunks to carry
+the state from one chunk into the next; a third walks the positions again from each chunk's
+incoming state and writes every state once. That is about ``4 sqrt(L)`` small PyTorch
+operations (224 at L = 3,136) instead of one per position, and five passes over the
+(batch, L, width) tensors: the two inputs read twice, the states written once. Decays
+``exp(dt * A)`` lie in [0, 1] for ``dt * A <= 0`` and only their products are formed, so
+nothing overflows at any length.
 
 The backward is the same scan run in reverse over the output gradient (the adjoint of a
 linear recurrence is a linear recurrence), written out in :class:`_LinearScan` rather than
@@ -41,25 +43,27 @@ def _chunked_scan(a: Tensor, b: Tensor, reverse: bool = False) -> Tensor:
     if pad:   # zero inputs after the end: the padded states never reach a real position
         a, b = F.pad(a, (0, 0, 0, pad)), F.pad(b, (0, 0, 0, pad))
     a, b = a.view(batch, n_chunks, size, width), b.view(batch, n_chunks, size, width)
-    # Written step by step into two buffers (no autograd runs here: see _LinearScan).
-    states, decays = torch.empty_like(b), torch.empty_like(a)
     order = range(size - 1, -1, -1) if reverse else range(size)
-    prev = None
+    # Pass 1: each chunk's final state started from zero, and the product of its decays,
+    # (batch, n_chunks, width); no per-position output.
+    h = e = None
     for t in order:
-        if prev is None:
-            states[:, :, t], decays[:, :, t] = b[:, :, t], a[:, :, t]
+        if h is None:
+            h, e = b[:, :, t], a[:, :, t]
         else:
-            torch.addcmul(b[:, :, t], a[:, :, t], states[:, :, prev], out=states[:, :, t])
-            torch.mul(decays[:, :, prev], a[:, :, t], out=decays[:, :, t])
-        prev = t
-    # Each chunk's final state (from zero) and the product of its decays, (batch, n, width).
-    last, total = states[:, :, prev], decays[:, :, prev]
-    incoming = torch.empty_like(last)
-    carry = torch.zeros_like(last[:, 0])
+            h, e = torch.addcmul(b[:, :, t], a[:, :, t], h), e * a[:, :, t]
+    # Carry across chunks: the state entering each chunk.
+    incoming = torch.empty_like(h)
+    carry = torch.zeros_like(h[:, 0])
     for k in (range(n_chunks - 1, -1, -1) if reverse else range(n_chunks)):
         incoming[:, k] = carry
-        carry = torch.addcmul(last[:, k], total[:, k], carry)
-    states.addcmul_(decays, incoming[:, :, None])
+        carry = torch.addcmul(h[:, k], e[:, k], carry)
+    # Pass 2: every chunk again, from its incoming state, writing each state once (out=: no
+    # autograd runs here, see _LinearScan).
+    states = torch.empty_like(b)
+    prev = incoming
+    for t in order:
+        prev = torch.addcmul(b[:, :, t], a[:, :, t], prev, out=states[:, :, t])
     return states.view(batch, n_chunks * size, width)[:, :length]
 
 

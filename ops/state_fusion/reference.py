@@ -1,13 +1,12 @@
 """PyTorch reference of the structure-aware state fusion (docs/model.md step 6).
 
 ``h~ = alpha_0 * dw3x3_d1(h) + alpha_1 * dw3x3_d3(h) + alpha_2 * dw3x3_d5(h)`` with replicate
-padding: for each dilation the map is padded by gathering its clamped rows and columns
-(``index_select`` on the channels-last memory: ATen's replication pad is an order of magnitude
-slower on channels-last maps), then convolved channels-last, oneDNN's fast depthwise path on
-the CPU (an NCHW depthwise convolution there is several times slower; docs/stack.md). Each
-alpha scales its (D, 1, 3, 3) kernel rather than the (batch, D, H, W) result. Kernels are read
-on every call: nothing derived from the parameters is cached, so weights never go stale between
-training and eval.
+padding: for each dilation the map is replicate-padded by the dilation and convolved
+channels-last, oneDNN's fast depthwise path on the CPU (an NCHW depthwise convolution or
+replication pad there is several times slower; docs/stack.md). Each alpha scales its
+(D, 1, 3, 3) kernel rather than the (batch, D, H, W) result. Kernels are read on every call:
+nothing derived from the parameters is cached, so weights never go stale between training and
+eval.
 
 The convolutions' backward is written out (:class:`_DilatedDepthwise`): oneDNN's backward of a
 dilated depthwise convolution on the CPU is 10-40x its forward (docs/stack.md), while the
@@ -66,13 +65,11 @@ def state_fusion_ref(h: Tensor, k1: Tensor, k3: Tensor, k5: Tensor, alpha: Tenso
         Fused states, (batch, D, H, W) in channels-last memory, dtype of ``h`` (computed in
         float32).
     """
-    dim, (height, width), dtype = h.shape[1], h.shape[-2:], h.dtype
-    rows = h.float().permute(0, 2, 3, 1)                 # (batch, H, W, D), a view if channels-last
+    dim, dtype = h.shape[1], h.dtype
+    maps = h.float().contiguous(memory_format=torch.channels_last)
     out = None
     for weight, kernel, dilation in zip(alpha.float(), (k1, k3, k5), DILATIONS):
-        clamp_h = torch.arange(-dilation, height + dilation, device=h.device).clamp(0, height - 1)
-        clamp_w = torch.arange(-dilation, width + dilation, device=h.device).clamp(0, width - 1)
-        padded = rows.index_select(1, clamp_h).index_select(2, clamp_w).permute(0, 3, 1, 2)
+        padded = F.pad(maps, (dilation,) * 4, mode='replicate')    # stays channels-last
         term = _DilatedDepthwise.apply(padded, kernel.float() * weight, dilation)
         out = term if out is None else out + term
     return out.to(dtype)
