@@ -132,6 +132,7 @@ class PassTime:
     model: float = 0.0
     bytes: float = 0.0
     depth: float = 0.0
+    complete: bool = True       # False when a launch did not compile
 
 
 def _check(sel: Selection, out: TextIO, known: dict, flagged: dict, strict: bool) -> int:
@@ -156,6 +157,9 @@ def _check(sel: Selection, out: TextIO, known: dict, flagged: dict, strict: bool
             total = PassTime()
             for la in p.launches:
                 failures += _launch_row(la, arch, known[cap], flagged, strict, total, out)
+            if not total.complete:
+                print('   model: none (a launch did not compile)', file=out)
+                continue
             if p.name == 'forward':
                 forward_s[(p.op, p.shape, p.dtype)] = total.model
             _pass_summary(p, arch, total, forward_s.get((p.op, p.shape, p.dtype)), flagged, out)
@@ -171,6 +175,7 @@ def _launch_row(la: Launch, arch, known: dict, flagged: dict, strict: bool, tota
         c = compile_launch(la, arch.capability, known)
     except Exception as e:  # noqa: BLE001  (every compile error is a finding)
         print(f'{prefix}  FAILED to compile ({_constexprs(la)}): {_error_text(e)}', file=out)
+        total.complete = False
         return 1
     blocks, limiter = resident_blocks(arch, c.regs, c.smem, c.warps)
     waves = la.programs / max(blocks * arch.sms, 1)
@@ -197,15 +202,20 @@ def _launch_row(la: Launch, arch, known: dict, flagged: dict, strict: bool, tota
 
 def _pass_summary(p: Pass, arch, total: PassTime, forward_s: Optional[float], flagged: dict,
                   out: TextIO) -> None:
-    """The pass's modelled time against its byte floor and the release's measured time;
-    flags a forward above ``FORWARD_GOAL`` x its floor."""
-    shape, dtype = SHAPES[p.shape], DTYPES[p.dtype]
-    floor_s = floor_bytes(p.op, p.name, shape, dtype) / arch.hbm_bytes_per_s
-    ratio = total.model / floor_s
+    """The pass's modelled time against its byte floor (ops with a floor in
+    ``timing.FLOOR_PASSES``) and the release's measured time; flags a forward above
+    ``FORWARD_GOAL`` x its floor."""
+    dtype = DTYPES[p.dtype]
     line = (f'   model {total.model * 1e6:.0f} us (bytes {total.bytes * 1e6:.0f} us, depth '
             f'{total.depth * 1e6:.0f} us; no overlap {(total.bytes + total.depth) * 1e6:.0f} '
-            f'us); floor {floor_s * 1e6:.0f} us ({len(FLOOR_PASSES[(p.op, p.name)])} passes); '
-            f'model/floor {ratio:.2f}')
+            'us)')
+    if (p.op, p.name) not in FLOOR_PASSES:
+        print(line, file=out)
+        return
+    floor_s = floor_bytes(p.op, p.name, SHAPES[p.shape], dtype) / arch.hbm_bytes_per_s
+    ratio = total.model / floor_s
+    line += (f'; floor {floor_s * 1e6:.0f} us ({len(FLOOR_PASSES[(p.op, p.name)])} passes); '
+             f'model/floor {ratio:.2f}')
     if p.name == 'forward':
         met = ratio <= FORWARD_GOAL
         line += f' (goal <= {FORWARD_GOAL}: {"met" if met else "MISSED"})'
