@@ -64,29 +64,31 @@ def _scan_cost(la: Launch, l2_bytes: int) -> LaunchCost:
                       'scan blocks')
 
 
-def _halo_bytes(la: Launch, l2_bytes: int, gathered: Tuple[str, ...]) -> int:
+def _halo_bytes(la: Launch, l2_bytes: int, gathered: Tuple[str, ...], below: int,
+                right: int) -> int:
     """Bytes of the ``gathered`` maps read again as other tiles' halo.
 
     A tile of ``BLOCK_H x BLOCK_W`` pixels reads ``STENCIL_REACH`` more rows and columns on
-    each side. The grid is (channel blocks, row tiles, column tiles), first axis fastest, so
-    the tile below starts ``grid[0]`` programs later and the tile to the right
-    ``grid[0] x grid[1]``: when the bytes those programs stream exceed L2, the halo comes
-    from memory again.
+    each side. Its neighbour below starts ``below`` programs later, the one to the right
+    ``right`` programs later (the kernel's grid order): when the bytes the programs in
+    between stream exceed L2, that side's halo comes from memory again.
     """
     a = la.named_args()
     per_program = la.tensor_bytes() / la.programs
     factor = 1.0
-    for size, block, distance in ((a['H'], a['BLOCK_H'], la.grid[0]),
-                                  (a['W'], a['BLOCK_W'], la.grid[0] * la.grid[1])):
+    for size, block, distance in ((a['H'], a['BLOCK_H'], below), (a['W'], a['BLOCK_W'], right)):
         if distance * per_program > l2_bytes:
             factor *= min(block + 2 * STENCIL_REACH, size) / min(block, size)
     return round((factor - 1) * la.tensor_bytes(*gathered))
 
 
 def _fusion_fwd_cost(la: Launch, l2_bytes: int) -> LaunchCost:
-    """Fusion forward: the 25 taps' loads are independent, so a program is one round trip."""
-    return LaunchCost(la.tensor_bytes() + _halo_bytes(la, l2_bytes, ('h_ptr',)), 1,
-                      HBM_ROUND_TRIP_S, 'stencil tile')
+    """Fusion forward: the 25 taps' loads are independent, so a program is one round trip.
+    Programs walk each map's tiles in raster order."""
+    a = la.named_args()
+    halo = _halo_bytes(la, l2_bytes, ('h_ptr',), below=math.ceil(a['W'] / a['BLOCK_W']),
+                       right=1)
+    return LaunchCost(la.tensor_bytes() + halo, 1, HBM_ROUND_TRIP_S, 'stencil tile')
 
 
 def _fusion_bwd_cost(la: Launch, l2_bytes: int) -> LaunchCost:
@@ -97,8 +99,11 @@ def _fusion_bwd_cost(la: Launch, l2_bytes: int) -> LaunchCost:
     channels = a['GROUP_D'] // a['BLOCK_C']
     per_channel = (HBM_ROUND_TRIP_S + BLOCK_EXCHANGE_S
                    + (a['N_TAPS'] - 1) * (CACHED_ROUND_TRIP_S + BLOCK_EXCHANGE_S))
-    return LaunchCost(la.tensor_bytes() + _halo_bytes(la, l2_bytes, ('h_ptr', 'dy_ptr')),
-                      channels * a['N_TAPS'], channels * per_channel, 'tap loop x channels')
+    # Grid (batch x channel groups, row tiles, column tiles), first axis fastest.
+    halo = _halo_bytes(la, l2_bytes, ('h_ptr', 'dy_ptr'), below=la.grid[0],
+                       right=la.grid[0] * la.grid[1])
+    return LaunchCost(la.tensor_bytes() + halo, channels * a['N_TAPS'], channels * per_channel,
+                      'tap loop x channels')
 
 
 def _border_loop_trips() -> int:

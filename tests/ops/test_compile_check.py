@@ -142,7 +142,7 @@ def test_scan_rule_walks_the_sequence_in_blocks_and_counts_shared_storage_once()
 
 def test_fusion_rule_reads_the_halo_again_only_when_neighbours_left_l2():
     h, out = torch.empty(1, 4, 56, 56), torch.empty(1, 4, 56, 56)
-    launch = _launch(_state_fusion_fwd_kernel, (4, 7, 1), {'h_ptr': h, 'out_ptr': out, 'H': 56,
+    launch = _launch(_state_fusion_fwd_kernel, (28, 1, 1), {'h_ptr': h, 'out_ptr': out, 'H': 56,
                                                             'W': 56},
                      {'HAS_OBS': False, 'BLOCK_C': 1, 'BLOCK_H': 8, 'BLOCK_W': 64})
     cached = timing.launch_cost(launch, ARCHS[90])
