@@ -34,14 +34,15 @@ from .targets import Arch
 
 # Latency of one step of a program's chain, in seconds. Assumed for an H100 and used for
 # every architecture; none is measured here.
-HBM_ROUND_TRIP_S = 0.6e-6    # a load that misses L2: ~0.5 us unloaded (pointer-chasing
-                             # microbenchmarks of A100/H100), rounded up for load
-CACHED_ROUND_TRIP_S = 0.15e-6    # a load that hits L2: ~250 cycles at 1.7 GHz
-BLOCK_EXCHANGE_S = 0.3e-6    # a scan or reduction across the program's warps: 10-24
-                             # bar.sync with shared-memory round trips between them (the
-                             # scan kernels' sm_90 PTX), ~25 cycles each
-STENCIL_REACH = 5            # the fusion's widest tap offset (dilation 5), pixels
-FORWARD_GOAL = 1.5           # issue 9: the forward's model within 1.5x of its byte floor
+HBM_ROUND_TRIP_S = 0.6e-6      # a load that misses L2: of the order of 0.5 us unloaded
+                               # (published pointer-chasing microbenchmarks of A100/H100),
+                               # rounded up for queueing under load
+CACHED_ROUND_TRIP_S = 0.15e-6  # a load that hits L2: ~250 cycles at 1.7 GHz
+BLOCK_EXCHANGE_S = 0.3e-6      # a scan or reduction across the program's warps: 10-24
+                               # bar.sync with shared-memory round trips between them (the
+                               # scan kernels' sm_90 PTX), ~25 cycles each
+STENCIL_REACH = 5              # the fusion's widest tap offset (dilation 5), pixels
+FORWARD_GOAL = 1.5             # issue 9: the forward's model within 1.5x of its byte floor
 
 
 @dataclasses.dataclass(frozen=True)
