@@ -56,13 +56,23 @@ class LaunchCost:
 
 
 def _scan_cost(la: Launch, l2_bytes: int) -> LaunchCost:
-    """Selective scan (forward or backward): each program walks ``L`` in blocks of
-    ``BLOCK_L``; a block waits for its loads, then scans them across the program's warps
-    before the carry goes to the next block."""
+    """Selective scan forward: each program walks ``L`` in blocks of ``BLOCK_L``; a block
+    waits for its loads, then scans them across the program's warps before the carry goes
+    to the next block."""
     a = la.named_args()
     steps = math.ceil(a['L'] / a['BLOCK_L'])
     return LaunchCost(la.tensor_bytes(), steps, steps * (HBM_ROUND_TRIP_S + BLOCK_EXCHANGE_S),
                       'scan blocks')
+
+
+def _scan_bwd_cost(la: Launch, l2_bytes: int) -> LaunchCost:
+    """Selective scan backward: as the forward, but each block loads twice: what the
+    reverse scan needs (delta, dh), then after the scan what the gradients need (u, B, the
+    previous states, dy)."""
+    a = la.named_args()
+    steps = math.ceil(a['L'] / a['BLOCK_L'])
+    return LaunchCost(la.tensor_bytes(), steps,
+                      steps * (2 * HBM_ROUND_TRIP_S + BLOCK_EXCHANGE_S), 'scan blocks')
 
 
 def _halo_bytes(la: Launch, l2_bytes: int, gathered: Tuple[str, ...], below: int,
@@ -142,7 +152,7 @@ def _default_cost(la: Launch, l2_bytes: int) -> LaunchCost:
 
 RULES: Dict[str, Callable[[Launch, int], LaunchCost]] = {
     '_selective_scan_fwd_kernel': _scan_cost,
-    '_selective_scan_bwd_kernel': _scan_cost,
+    '_selective_scan_bwd_kernel': _scan_bwd_cost,
     '_state_fusion_fwd_kernel': _fusion_fwd_cost,
     '_state_fusion_bwd_kernel': _fusion_bwd_cost,
     '_state_fusion_bwd_border_kernel': _fusion_border_cost,
