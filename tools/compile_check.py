@@ -3,10 +3,11 @@
 Runs ``structure_aware_ssm`` (sasf), ``selective_scan`` and ``state_fusion`` forward and
 backward at the tasks' shapes on fake CUDA tensors, compiles each launch with Triton and
 ptxas (both in the triton wheel) and prints, per kernel and architecture, grid, warps,
-registers, spills, shared memory, resident blocks per SM and a bytes-over-bandwidth time
-floor. Exit status 1 when a kernel does not compile or breaks a launch limit (with
-``--strict``, also when it spills or fits fewer than 2 programs per SM). How it works:
-``mmspatialmamba.ops.compile_check``.
+registers, spills, shared memory, resident blocks per SM and a modelled time (bytes at the
+board's bandwidth, serial depth); per pass, the modelled total against the byte floor and the
+release's measured time. Exit status 1 when a kernel does not compile or breaks a launch
+limit (with ``--strict``, also when it spills or fits fewer than 2 programs per SM). How it
+works: ``mmspatialmamba.ops.compile_check`` (the time model: its ``timing`` module).
 
 Usage:
     python tools/compile_check.py --quick --strict  # CI (tests/ops/test_compile_check.py)

@@ -35,6 +35,7 @@ class Shape:
 SHAPES = {
     'cls': Shape('cls 224 stage 1', 128, 128, 56, 56),
     'det1': Shape('det 800x1344 stage 1', 2, 128, 200, 336),
+    'det3': Shape('det 800x1344 stage 3', 2, 512, 50, 84),
     'det4': Shape('det 800x1344 stage 4', 2, 1024, 25, 42),
     'seg': Shape('seg 512 stage 1', 16, 128, 128, 128),
 }

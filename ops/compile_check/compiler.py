@@ -12,7 +12,7 @@ import dataclasses
 import io
 import os
 import re
-from typing import Iterator, List, Tuple
+from typing import Iterator, List
 
 import torch
 
@@ -25,38 +25,14 @@ from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.runtime.driver import driver  # noqa: E402
 from triton.runtime.jit import JITFunction  # noqa: E402
 
+from .launch import Launch  # noqa: E402
+
 try:
     from triton.runtime.jit import MockTensor
 except ImportError:  # where older Triton releases keep it
     from triton.runtime.driver import MockTensor
 
 _ORIGINAL_RUN = JITFunction.run
-
-
-@dataclasses.dataclass
-class Launch:
-    """One recorded ``kernel[grid](*args, **kwargs)``; ``case`` names what launched it."""
-    case: str
-    kernel: JITFunction
-    grid: Tuple[int, int, int]
-    args: tuple
-    kwargs: dict
-
-    @property
-    def name(self) -> str:
-        return self.kernel.__name__
-
-    @property
-    def programs(self) -> int:
-        return self.grid[0] * self.grid[1] * self.grid[2]
-
-    def tensor_bytes(self) -> int:
-        """Bytes of the distinct tensors passed: what the kernel may read or write at most."""
-        sizes = {}
-        for a in self.args:
-            if isinstance(a, torch.Tensor):
-                sizes[id(a.untyped_storage())] = a.untyped_storage().nbytes()
-        return sum(sizes.values())
 
 
 @contextlib.contextmanager

@@ -2,26 +2,35 @@
 
 One row per launch and architecture: grid, programs, warps, registers and spill bytes per
 thread, shared memory per block, resident blocks per SM (and what limits them), waves
-(programs over what the reference board holds at once), bytes the launch's tensors span and
-the modelled time (those bytes at the board's memory bandwidth: a floor, since it ignores
-latency and serial depth). A launch fails when it does not compile or breaks a launch limit
-of the architecture (:func:`.targets.launch_problems`). The performance goals are flagged in
-the status column: ``spills`` (spill bytes > 0) and ``1 blk/SM`` (fewer than 2 resident
-programs per SM) fail too when ``strict``; ``few progs`` (fewer programs than 2 per SM of
-the board) is only flagged, since a launch may have no more work to split.
+(programs over what the reference board holds at once), and the time model
+(:mod:`.timing`): megabytes moved, their time at the board's bandwidth, the steps of one
+program's dependent chain, that chain times the waves, and the launch's modelled time. Per
+pass (op x shape x dtype x forward/backward) a summary line: the modelled total, the byte
+floor, their ratio (the forward's goal: at most ``timing.FORWARD_GOAL``) and the release's
+measured time where there is one.
+
+A launch fails when it does not compile or breaks a launch limit of the architecture
+(:func:`.targets.launch_problems`). The performance goals are flagged in the status column:
+``spills`` (spill bytes > 0) and ``1 blk/SM`` (fewer than 2 resident programs per SM) fail
+too when ``strict``; ``few progs`` (fewer programs than 2 per SM of the board) is only
+flagged, since a launch may have no more work to split, and so is a forward modelled above
+its goal, since the model's latencies are assumptions.
 """
 import dataclasses
 import time
 import traceback
-from typing import Iterable, List, Sequence, TextIO, Tuple
+from typing import Iterable, List, Optional, Sequence, TextIO
 
 import torch
 import triton
 
 from .cases import DTYPES, OPS, SHAPES
-from .compiler import Launch, compile_launch, record_launches
+from .compiler import compile_launch, record_launches
 from .fake_cuda import fake_cuda, fake_cuda_device
+from .launch import Launch
 from .targets import ARCHS, launch_problems, resident_blocks
+from .timing import (FLOOR_PASSES, FORWARD_GOAL, NO_RULE, floor_bytes, launch_cost,
+                     launch_time, release_ms)
 
 
 @dataclasses.dataclass
@@ -40,29 +49,37 @@ QUICK = (Selection(archs=[90], ops=list(OPS), shapes=['cls'], dtypes=['fp32']),
          Selection(archs=[80], ops=['sasf'], shapes=['det1'], dtypes=['bf16']))
 
 
-def record(sel: Selection, capability: int) -> Tuple[List[Launch], List[str]]:
+@dataclasses.dataclass
+class Pass:
+    """The launches of one pass (forward or backward) of one case: op x shape x dtype."""
+    op: str
+    shape: str          # key of ``cases.SHAPES``
+    dtype: str          # key of ``cases.DTYPES``
+    name: str           # 'forward' or 'backward'
+    launches: List[Launch]
+
+    @property
+    def label(self) -> str:
+        return f'{self.op} {self.dtype} {SHAPES[self.shape]} {self.name}'
+
+
+def record(sel: Selection, capability: int) -> List[Pass]:
     """Run the selected cases forward and backward on fake CUDA tensors of compute
-    capability ``sm_<capability>``. Returns every Triton launch they made, labelled with the
-    case and the pass, and the passes that launched no kernel at all (an op that fell back
-    to PyTorch would otherwise pass the check unchecked)."""
-    launches: List[Launch] = []
-    silent = []
+    capability ``sm_<capability>``; every pass with the Triton launches it made (none: the
+    op fell back to PyTorch, which the report must not pass unchecked)."""
+    passes = []
     for shape_key in sel.shapes:
         for op in sel.ops:
             for dtype in sel.dtypes:
-                case = f'{op} {dtype} {SHAPES[shape_key]}'
+                forward, backward = (Pass(op, shape_key, dtype, name, [])
+                                     for name in ('forward', 'backward'))
                 with fake_cuda_device(capability):
-                    before = len(launches)
-                    with record_launches(f'{case} forward', launches):
+                    with record_launches(forward.label, forward.launches):
                         out, leaves = OPS[op](SHAPES[shape_key], DTYPES[dtype])
-                    if len(launches) == before:
-                        silent.append(f'{case} forward')
-                    before = len(launches)
-                    with record_launches(f'{case} backward', launches):
+                    with record_launches(backward.label, backward.launches):
                         torch.autograd.grad(out, leaves, fake_cuda(out.shape, out.dtype))
-                    if len(launches) == before:
-                        silent.append(f'{case} backward')
-    return launches, silent
+                passes += [forward, backward]
+    return passes
 
 
 def _error_text(e: BaseException) -> str:
@@ -79,8 +96,8 @@ def _constexprs(launch: Launch) -> str:
 
 
 HEADER = (f'{"arch":<6} {"kernel":<32} {"grid":<16} {"programs":>8} {"warps":>5} {"regs":>4} '
-          f'{"spill":>5} {"smem":>6} {"blk/SM":>11} {"waves":>6} {"MB":>6} {"model_us":>8} '
-          f' {"status":<18} constexprs')
+          f'{"spill":>5} {"smem":>6} {"blk/SM":>11} {"waves":>6} {"MB":>6} {"bytes_us":>8} '
+          f'{"steps":>5} {"depth_us":>8} {"model_us":>8}  {"status":<18} constexprs')
 
 
 def check(selections: Sequence[Selection], out: TextIO, strict: bool = False) -> int:
@@ -109,53 +126,108 @@ def _goals_missed(arch, programs: int, blocks: int, spill_bytes: int) -> List[st
     return missed
 
 
+@dataclasses.dataclass
+class PassTime:
+    """Modelled seconds of a pass, summed over its launches (:mod:`.timing`)."""
+    model: float = 0.0
+    bytes: float = 0.0
+    depth: float = 0.0
+    complete: bool = True       # False when a launch did not compile
+
+
 def _check(sel: Selection, out: TextIO, known: dict, flagged: dict, strict: bool) -> int:
     print(f'{sel}', file=out)
     failures = 0
     for cap in sel.archs:
         arch = ARCHS[cap]
-        launches, silent = record(sel, cap)
-        kernels = sorted({la.name for la in launches})
+        passes = record(sel, cap)
+        kernels = sorted({la.name for p in passes for la in p.launches})
         print(f'\n== {arch.name} (model: {arch.board}, {arch.sms} SMs, '
-              f'{arch.hbm_bytes_per_s / 1e12:.2f} TB/s): {len(launches)} launches of '
-              f'{len(kernels)} kernels: {", ".join(kernels)} ==', file=out)
-        for case in silent:
-            failures += 1
-            print(f'FAILED: {case} launched no Triton kernel (did the op leave the Triton '
-                  'path?)', file=out)
-        case, case_us = None, 0.0
-        for la in launches:
-            if la.case != case:
-                if case is not None:
-                    print(f'   modelled {case}: {case_us:.0f} us', file=out)
-                case, case_us = la.case, 0.0
-                print(f'-- {case}\n{HEADER}', file=out)
-            prefix = f'{arch.name:<6} {la.name:<32} {str(la.grid):<16} {la.programs:>8}'
-            try:
-                c = compile_launch(la, cap, known[cap])
-            except Exception as e:  # noqa: BLE001  (every compile error is a finding)
+              f'{arch.hbm_bytes_per_s / 1e12:.2f} TB/s, {arch.l2_bytes // 2**20} MiB L2): '
+              f'{sum(len(p.launches) for p in passes)} launches of {len(kernels)} kernels: '
+              f'{", ".join(kernels)} ==', file=out)
+        forward_s = {}
+        for p in passes:
+            if not p.launches:
                 failures += 1
-                print(f'{prefix}  FAILED to compile ({_constexprs(la)}): {_error_text(e)}',
-                      file=out)
+                print(f'FAILED: {p.label} launched no Triton kernel (did the op leave the '
+                      'Triton path?)', file=out)
                 continue
-            blocks, limiter = resident_blocks(arch, c.regs, c.smem, c.warps)
-            waves = la.programs / max(blocks * arch.sms, 1)
-            mbytes = la.tensor_bytes() / 1e6
-            model_us = la.tensor_bytes() / arch.hbm_bytes_per_s * 1e6
-            case_us += model_us
-            problems = launch_problems(arch, la.grid, c.warps, c.regs, c.smem)
-            missed = _goals_missed(arch, la.programs, blocks, c.spill_bytes)
-            if missed:
-                flagged.setdefault((arch.name, la.name), set()).update(missed)
-            failures += bool(problems) or (strict and bool(set(missed) - {'few progs'}))
-            status = 'FAILED' if problems else ','.join(missed) or 'ok'
-            print(f'{prefix} {c.warps:>5} {c.regs:>4} {c.spill_bytes:>5} {c.smem:>6} '
-                  f'{blocks:>3} ({limiter:<7}) {waves:>6.1f} {mbytes:>6.0f} {model_us:>8.1f}  '
-                  f'{status:<18} {_constexprs(la)}', file=out)
-            for problem in problems:
-                print(f'    {problem}', file=out)
-        print(f'   modelled {case}: {case_us:.0f} us', file=out)
+            print(f'-- {p.label}\n{HEADER}', file=out)
+            total = PassTime()
+            for la in p.launches:
+                failures += _launch_row(la, arch, known[cap], flagged, strict, total, out)
+            if not total.complete:
+                print('   model: none (a launch did not compile)', file=out)
+                continue
+            if p.name == 'forward':
+                forward_s[(p.op, p.shape, p.dtype)] = total.model
+            _pass_summary(p, arch, total, forward_s.get((p.op, p.shape, p.dtype)), flagged, out)
     return failures
+
+
+def _launch_row(la: Launch, arch, known: dict, flagged: dict, strict: bool, total: PassTime,
+                out: TextIO) -> int:
+    """Compile ``la``, print its row, add its modelled time to ``total``; returns 1 if it
+    fails (does not compile, breaks a launch limit, or, ``strict``, misses a goal)."""
+    prefix = f'{arch.name:<6} {la.name:<32} {str(la.grid):<16} {la.programs:>8}'
+    try:
+        c = compile_launch(la, arch.capability, known)
+    except Exception as e:  # noqa: BLE001  (every compile error is a finding)
+        print(f'{prefix}  FAILED to compile ({_constexprs(la)}): {_error_text(e)}', file=out)
+        total.complete = False
+        return 1
+    blocks, limiter = resident_blocks(arch, c.regs, c.smem, c.warps)
+    waves = la.programs / max(blocks * arch.sms, 1)
+    cost = launch_cost(la, arch)
+    bytes_s, depth_s = launch_time(cost, arch, la.programs, blocks)
+    total.model += max(bytes_s, depth_s)
+    total.bytes += bytes_s
+    total.depth += depth_s
+    problems = launch_problems(arch, la.grid, c.warps, c.regs, c.smem)
+    missed = _goals_missed(arch, la.programs, blocks, c.spill_bytes)
+    if missed:
+        flagged.setdefault((arch.name, la.name), set()).update(missed)
+    status = 'FAILED' if problems else ','.join(missed) or 'ok'
+    if cost.rule == NO_RULE:
+        status += f' ({NO_RULE})'
+    print(f'{prefix} {c.warps:>5} {c.regs:>4} {c.spill_bytes:>5} {c.smem:>6} '
+          f'{blocks:>3} ({limiter:<7}) {waves:>6.1f} {cost.bytes / 1e6:>6.0f} '
+          f'{bytes_s * 1e6:>8.1f} {cost.steps:>5} {depth_s * 1e6:>8.1f} '
+          f'{max(bytes_s, depth_s) * 1e6:>8.1f}  {status:<18} {_constexprs(la)}', file=out)
+    for problem in problems:
+        print(f'    {problem}', file=out)
+    return int(bool(problems) or (strict and bool(set(missed) - {'few progs'})))
+
+
+def _pass_summary(p: Pass, arch, total: PassTime, forward_s: Optional[float], flagged: dict,
+                  out: TextIO) -> None:
+    """The pass's modelled time against its byte floor (ops with a floor in
+    ``timing.FLOOR_PASSES``) and the release's measured time; flags a forward above
+    ``FORWARD_GOAL`` x its floor."""
+    dtype = DTYPES[p.dtype]
+    line = (f'   model {total.model * 1e6:.0f} us (bytes {total.bytes * 1e6:.0f} us, depth '
+            f'{total.depth * 1e6:.0f} us; no overlap {(total.bytes + total.depth) * 1e6:.0f} '
+            'us)')
+    if (p.op, p.name) not in FLOOR_PASSES:
+        print(line, file=out)
+        return
+    floor_s = floor_bytes(p.op, p.name, SHAPES[p.shape], dtype) / arch.hbm_bytes_per_s
+    ratio = total.model / floor_s
+    line += (f'; floor {floor_s * 1e6:.0f} us ({len(FLOOR_PASSES[(p.op, p.name)])} passes); '
+             f'model/floor {ratio:.2f}')
+    if p.name == 'forward':
+        met = ratio <= FORWARD_GOAL
+        line += f' (goal <= {FORWARD_GOAL}: {"met" if met else "MISSED"})'
+        if not met:
+            flagged.setdefault((arch.name, p.label), set()).add(
+                f'model {ratio:.2f}x floor')
+    elif forward_s is not None:
+        line += f'; fwd+bwd {(forward_s + total.model) * 1e6:.0f} us'
+    release = release_ms(p.op, p.shape, dtype, p.name)
+    if release is not None:
+        line += f'; release {"fwd" if p.name == "forward" else "fwd+bwd"} {release * 1e3:.0f} us'
+    print(line, file=out)
 
 
 def parse_selection(archs: Iterable[int], ops: Iterable[str], shapes: Iterable[str],

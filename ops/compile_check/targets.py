@@ -1,8 +1,9 @@
-"""The GPU architectures the kernels are checked for: launch limits and a simple cost model.
+"""The GPU architectures the kernels are checked for: launch limits and reference boards.
 
 Limits are per CUDA compute capability (CUDA C Programming Guide, "Technical
 Specifications per Compute Capability"). Streaming-multiprocessor count and memory bandwidth
-differ between boards of one architecture; the cost model uses one reference board each.
+differ between boards of one architecture; the time model (:mod:`.timing`) uses one
+reference board each (its SM count, memory bandwidth and L2 size from the vendor's data sheet).
 """
 import dataclasses
 import math
@@ -26,18 +27,19 @@ class Arch:
     smem_per_sm: int         # bytes usable by blocks on one SM
     smem_per_block: int      # bytes one block may use (opt-in maximum)
     hbm_bytes_per_s: float
+    l2_bytes: int
 
     @property
     def name(self) -> str:
         return f'sm_{self.capability}'
 
 
-KIB = 1024
+KIB, MIB = 1024, 1024**2
 ARCHS = {
-    80: Arch(80, 'A100-SXM4-80GB', 108, 2048, 32, 164 * KIB, 163 * KIB, 2.0e12),
-    86: Arch(86, 'RTX 3090', 82, 1536, 16, 100 * KIB, 99 * KIB, 0.94e12),
-    89: Arch(89, 'RTX 4090', 128, 1536, 24, 100 * KIB, 99 * KIB, 1.0e12),
-    90: Arch(90, 'H100-SXM5', 132, 2048, 32, 228 * KIB, 227 * KIB, 3.0e12),
+    80: Arch(80, 'A100-SXM4-80GB', 108, 2048, 32, 164 * KIB, 163 * KIB, 2.0e12, 40 * MIB),
+    86: Arch(86, 'RTX 3090', 82, 1536, 16, 100 * KIB, 99 * KIB, 0.94e12, 6 * MIB),
+    89: Arch(89, 'RTX 4090', 128, 1536, 24, 100 * KIB, 99 * KIB, 1.0e12, 72 * MIB),
+    90: Arch(90, 'H100-SXM5', 132, 2048, 32, 228 * KIB, 227 * KIB, 3.0e12, 50 * MIB),
 }
 # Shared memory the CUDA runtime reserves per block (sm_80 and later).
 SMEM_RESERVED_PER_BLOCK = 1 * KIB

@@ -5,6 +5,7 @@ the check runs in subprocesses with ``TRITON_INTERPRET=0``. The quick subset com
 kernel of the CUDA path (about 1 minute on 2 cores); the broken-kernel case shows that a
 kernel the interpreter would run but the compiler rejects fails the check.
 """
+import dataclasses
 import os
 import subprocess
 import sys
@@ -12,8 +13,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
+from mmspatialmamba.ops.compile_check import timing
+from mmspatialmamba.ops.compile_check.cases import SHAPES
+from mmspatialmamba.ops.compile_check.launch import Launch
 from mmspatialmamba.ops.compile_check.targets import ARCHS, launch_problems, resident_blocks
+from mmspatialmamba.ops.selective_scan.triton_fwd import _selective_scan_fwd_kernel
+from mmspatialmamba.ops.state_fusion.triton_fwd import _state_fusion_fwd_kernel
 
 ROOT = Path(__file__).resolve().parents[2]
 KERNELS = ('_selective_scan_fwd_kernel', '_selective_scan_bwd_kernel', '_state_fusion_fwd_kernel',
@@ -39,6 +46,10 @@ def test_quick_check_compiles_every_kernel_forward_and_backward():
                  'sasf bf16 det 800x1344 stage 1 (2,128,200,336) forward'):
         assert f'-- {case}' in report, report
     assert 'FAILED' not in report
+    # The time model's summary: 5 fp32 passes over (128, 128, 56 * 56) at 3 TB/s = 343 us,
+    # beside the release's measured times.
+    assert 'floor 343 us (5 passes)' in report and 'release fwd 4270 us' in report, report
+    assert 'release fwd+bwd 15060 us' in report, report
 
 
 BROKEN = '''
@@ -102,3 +113,55 @@ def test_resident_blocks_limiters():
     assert resident_blocks(arch, regs=255, smem=0, warps=4) == (2, 'regs')
     assert resident_blocks(arch, regs=16, smem=0, warps=4) == (16, 'threads')
     assert resident_blocks(arch, regs=16, smem=100 * 1024, warps=4) == (2, 'smem')
+
+
+def test_launch_time_is_bytes_at_bandwidth_and_chain_times_waves():
+    arch = ARCHS[90]                                      # 132 SMs, 3 TB/s
+    cost = timing.LaunchCost(bytes=3 * 10**6, steps=4, chain_s=1e-5, rule='hand')
+    bytes_s, depth_s = timing.launch_time(cost, arch, programs=1000, resident=2)
+    assert bytes_s == pytest.approx(1e-6)
+    assert depth_s == pytest.approx(4 * 1e-5)             # ceil(1000 / 264) = 4 waves
+
+
+def _launch(kernel, grid, args, constexprs):
+    """A recorded launch of ``kernel`` whose named ``args`` are given, the others None."""
+    return Launch('by hand', kernel, grid,
+                  tuple(args.get(n) for n in kernel.arg_names if n not in constexprs),
+                  constexprs)
+
+
+def test_scan_rule_walks_the_sequence_in_blocks_and_counts_shared_storage_once():
+    ud, x_dbl = torch.empty(2, 2, 8, 1000), torch.empty(2, 3, 1000)
+    args = {'u_ptr': ud[0], 'delta_ptr': ud[1], 'B_ptr': x_dbl[:, 1:2], 'L': 1000}
+    launch = _launch(_selective_scan_fwd_kernel, (8, 2, 1), args, {'BLOCK_L': 256})
+    cost = timing.launch_cost(launch, ARCHS[90])
+    assert cost.rule == 'scan blocks' and cost.steps == 4            # ceil(1000 / 256)
+    assert cost.chain_s == pytest.approx(4 * (timing.HBM_ROUND_TRIP_S + timing.BLOCK_EXCHANGE_S))
+    assert cost.bytes == ud.nbytes + x_dbl.nbytes                     # each storage once
+
+
+def test_fusion_rule_reads_the_halo_again_only_when_neighbours_left_l2():
+    h, out = torch.empty(1, 4, 56, 56), torch.empty(1, 4, 56, 56)
+    launch = _launch(_state_fusion_fwd_kernel, (28, 1, 1), {'h_ptr': h, 'out_ptr': out, 'H': 56,
+                                                            'W': 56},
+                     {'HAS_OBS': False, 'BLOCK_C': 1, 'BLOCK_H': 8, 'BLOCK_W': 64})
+    cached = timing.launch_cost(launch, ARCHS[90])
+    assert cached.bytes == 2 * h.nbytes and cached.steps == 1
+    evicted = timing.launch_cost(launch, dataclasses.replace(ARCHS[90], l2_bytes=0))
+    # Rows 8 + 2 x 5 per 8-row tile; the 64-wide tile covers all 56 columns.
+    assert evicted.bytes == h.nbytes * 18 // 8 + out.nbytes
+
+
+def test_border_rule_counts_the_folded_ranges_of_every_tap():
+    # Centre 1; per dilation d: 4 corners of (d+1)^2 and 4 edges of d+1 loads.
+    assert timing._border_loop_trips() == 1 + (4 * 4 + 8) + (4 * 16 + 16) + (4 * 36 + 24)
+
+
+def test_byte_floor_and_release_times():
+    elements = 128 * 128 * 56 * 56
+    assert timing.floor_bytes('sasf', 'forward', SHAPES['cls'], torch.float32) == 20 * elements
+    # bf16: u, delta, y in 2 bytes, the float32 states h written and read in 4.
+    assert timing.floor_bytes('sasf', 'forward', SHAPES['cls'], torch.bfloat16) == 14 * elements
+    assert timing.release_ms('sasf', 'cls', torch.float32, 'forward') == 4.27
+    assert timing.release_ms('sasf', 'cls', torch.float32, 'backward') == 15.06   # fwd+bwd
+    assert timing.release_ms('sasf', 'cls', torch.bfloat16, 'forward') is None
