@@ -42,28 +42,30 @@ def _chunked_scan(a: Tensor, b: Tensor, reverse: bool = False) -> Tensor:
     pad = n_chunks * size - length
     if pad:   # zero inputs after the end: the padded states never reach a real position
         a, b = F.pad(a, (0, 0, 0, pad)), F.pad(b, (0, 0, 0, pad))
-    a, b = a.view(batch, n_chunks, size, width), b.view(batch, n_chunks, size, width)
+    states = torch.empty_like(b).view(batch, n_chunks, size, width)
+    # Per position t: (batch, n_chunks, width) views of every chunk's t-th position.
+    a_t, b_t, h_t = (x.view(batch, n_chunks, size, width).unbind(2) for x in (a, b, states))
     order = range(size - 1, -1, -1) if reverse else range(size)
     # Pass 1: each chunk's final state started from zero, and the product of its decays,
     # (batch, n_chunks, width); no per-position output.
     h = e = None
     for t in order:
         if h is None:
-            h, e = b[:, :, t], a[:, :, t]
+            h, e = b_t[t], a_t[t]
         else:
-            h, e = torch.addcmul(b[:, :, t], a[:, :, t], h), e * a[:, :, t]
+            h, e = torch.addcmul(b_t[t], a_t[t], h), e * a_t[t]
     # Carry across chunks: the state entering each chunk.
-    incoming = torch.empty_like(h)
-    carry = torch.zeros_like(h[:, 0])
+    final, decay = h.unbind(1), e.unbind(1)
+    carry = torch.zeros_like(final[0])
+    incoming = [carry] * n_chunks
     for k in (range(n_chunks - 1, -1, -1) if reverse else range(n_chunks)):
-        incoming[:, k] = carry
-        carry = torch.addcmul(h[:, k], e[:, k], carry)
+        incoming[k] = carry
+        carry = torch.addcmul(final[k], decay[k], carry)
     # Pass 2: every chunk again, from its incoming state, writing each state once (out=: no
     # autograd runs here, see _LinearScan).
-    states = torch.empty_like(b)
-    prev = incoming
+    prev = torch.stack(incoming, 1)
     for t in order:
-        prev = torch.addcmul(b[:, :, t], a[:, :, t], prev, out=states[:, :, t])
+        prev = torch.addcmul(b_t[t], a_t[t], prev, out=h_t[t])
     return states.view(batch, n_chunks * size, width)[:, :length]
 
 

@@ -11,7 +11,8 @@ eval.
 The convolutions' backward is written out (:class:`_DilatedDepthwise`): oneDNN's backward of a
 dilated depthwise convolution on the CPU is 10-40x its forward (docs/stack.md), while the
 input gradient is itself a forward convolution (of the zero-padded output gradient with the
-flipped kernel) and the kernel gradient nine per-channel dot products.
+flipped kernel) and the kernel gradient of a dilated kernel nine per-channel dot products
+(oneDNN's own kernel gradient is kept for dilation 1, where it is fast).
 """
 import torch
 import torch.nn.functional as F
@@ -45,7 +46,11 @@ class _DilatedDepthwise(torch.autograd.Function):
             # Padded explicitly: oneDNN takes a slow path when the padding exceeds the kernel.
             grad_x = F.conv2d(F.pad(grad, (2 * d,) * 4), weight.flip(-1, -2), dilation=d,
                               groups=x.shape[1])
-        if ctx.needs_input_grad[1]:
+        if ctx.needs_input_grad[1] and d == 1:     # oneDNN's weight gradient is fast undilated
+            grad_w = torch.ops.aten.convolution_backward(
+                grad, x, weight, None, [1, 1], [0, 0], [1, 1], False, [0, 0], x.shape[1],
+                [False, True, False])[1]
+        elif ctx.needs_input_grad[1]:
             height, width = grad.shape[-2:]
             g, rows = grad.permute(0, 2, 3, 1), x.permute(0, 2, 3, 1)   # channels innermost
             taps = [(g * rows[:, i * d:i * d + height, j * d:j * d + width]).sum((0, 1, 2))
