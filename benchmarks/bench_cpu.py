@@ -95,16 +95,22 @@ def onnx_runtime_ms(model: nn.Module, images: torch.Tensor, repeats: int,
 
 def parse_shape(text: str) -> tuple:
     """'2x96' -> (2, 96): batch x square side."""
-    batch, side = text.lower().split('x')
-    return int(batch), int(side)
+    try:
+        batch, side = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        batch = side = 0
+    if batch < 1 or side < 1:
+        raise argparse.ArgumentTypeError(f'shape {text!r} must be BATCHxSIDE with positive '
+                                         'integers, e.g. 1x224')
+    return batch, side
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--threads', type=int, default=torch.get_num_threads())
     parser.add_argument('--repeats', type=int, default=3)
-    parser.add_argument('--shapes', nargs='+', default=['2x96', '1x224', '1x512'],
-                        help='batch x side, e.g. 1x224')
+    parser.add_argument('--shapes', nargs='+', type=parse_shape,
+                        default=[(2, 96), (1, 224), (1, 512)], help='batch x side, e.g. 1x224')
     parser.add_argument('--no-onnx', action='store_true', help='skip the ONNX Runtime column')
     parser.add_argument('--json', help='also write the rows to this file')
     args = parser.parse_args(argv)
@@ -116,8 +122,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     print(f'{"input":>14} | {"fwd ours":>9} | {"fwd Swin-T":>10} | {"ratio":>5} | '
           f'{"fwd+bwd ours":>12} | {"fwd+bwd Swin-T":>14} | {"ratio":>5} | {"ours ORT fwd":>12}')
     rows = []
-    for text in args.shapes:
-        batch, side = parse_shape(text)
+    for batch, side in args.shapes:
         images = torch.randn(batch, 3, side, side)
         fwd = alternate({k: forward_fn(m, images) for k, m in models.items()}, args.repeats)
         train = alternate({k: train_fn(m, images) for k, m in models.items()}, args.repeats)
