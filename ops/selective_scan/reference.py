@@ -3,15 +3,16 @@
 This is the CPU path and the fallback of the kernels. It works time-major: states are
 (batch, L, width) with the channels innermost, so each step of the recurrence reads and writes
 contiguous rows of channels, and a channels-last map from the model's convolution needs no
-copy. The sequence is cut into ``ceil(sqrt(L))`` chunks of ``ceil(sqrt(L))`` positions. A
-first Python loop walks the positions of all chunks at once, keeping only each chunk's final
-state (started from zero) and the product of its decays; a second walks the chunks to carry
-the state from one chunk into the next; a third walks the positions again from each chunk's
-incoming state and writes every state once. That is about ``4 sqrt(L)`` small PyTorch
-operations (224 at L = 3,136) instead of one per position, and five passes over the
-(batch, L, width) tensors: the two inputs read twice, the states written once. Decays
-``exp(dt * A)`` lie in [0, 1] for ``dt * A <= 0`` and only their products are formed, so
-nothing overflows at any length.
+copy. The sequence is cut into chunks of ``CHUNK`` positions (fewer for short sequences).
+A first Python loop walks the positions of all chunks at once, keeping only each chunk's
+final state (started from zero) and the product of its decays; the same scan over those
+summaries, one level up (recursively, so L = 67,200 takes 4 levels), gives the state entering
+each chunk; a last loop walks the positions again from each chunk's incoming state and writes
+every state once. That is about ``3 * CHUNK`` small PyTorch operations per level (about 110 at
+L = 3,136) instead of one per position, each on (batch, L / CHUNK, width) rows large enough
+for ATen to split across threads, and five passes over the (batch, L, width) tensors: the two
+inputs read twice, the states written once. Decays ``exp(dt * A)`` lie in [0, 1] for
+``dt * A <= 0`` and only their products are formed, so nothing overflows at any length.
 
 The backward is the same scan run in reverse over the output gradient (the adjoint of a
 linear recurrence is a linear recurrence), written out in :class:`_LinearScan` rather than
@@ -25,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+CHUNK = 16   # positions per chunk at most: 3 * CHUNK operations per level on L / CHUNK rows
+
 
 def _chunked_scan(a: Tensor, b: Tensor, reverse: bool = False) -> Tensor:
     """``h_t = a_t * h_{t-1} + b_t`` (``reverse``: ``h_t = a_t * h_{t+1} + b_t``) along dim 1.
@@ -37,7 +40,7 @@ def _chunked_scan(a: Tensor, b: Tensor, reverse: bool = False) -> Tensor:
         Every state, (batch, L, width); the state before the first step is zero.
     """
     batch, length, width = b.shape
-    size = math.isqrt(max(length - 1, 0)) + 1          # positions per chunk, ceil(sqrt(L))
+    size = min(CHUNK, math.isqrt(max(length - 1, 0)) + 1)     # positions per chunk
     n_chunks = -(-length // size)
     pad = n_chunks * size - length
     if pad:   # zero inputs after the end: the padded states never reach a real position
@@ -54,16 +57,17 @@ def _chunked_scan(a: Tensor, b: Tensor, reverse: bool = False) -> Tensor:
             h, e = b_t[t], a_t[t]
         else:
             h, e = torch.addcmul(b_t[t], a_t[t], h), e * a_t[t]
-    # Carry across chunks: the state entering each chunk.
-    final, decay = h.unbind(1), e.unbind(1)
-    carry = torch.zeros_like(final[0])
-    incoming = [carry] * n_chunks
-    for k in (range(n_chunks - 1, -1, -1) if reverse else range(n_chunks)):
-        incoming[k] = carry
-        carry = torch.addcmul(final[k], decay[k], carry)
+    # Carry across chunks: the same scan over the chunks' summaries gives the state after
+    # each chunk; shifted by one chunk, the state entering it.
+    if n_chunks == 1:
+        incoming = torch.zeros_like(h)
+    else:
+        after = _chunked_scan(e.contiguous(), h.contiguous(), reverse)
+        incoming = F.pad(after[:, 1:], (0, 0, 0, 1)) if reverse else \
+            F.pad(after[:, :-1], (0, 0, 1, 0))
     # Pass 2: every chunk again, from its incoming state, writing each state once (out=: no
     # autograd runs here, see _LinearScan).
-    prev = torch.stack(incoming, 1)
+    prev = incoming
     for t in order:
         prev = torch.addcmul(b_t[t], a_t[t], prev, out=h_t[t])
     return states.view(batch, n_chunks * size, width)[:, :length]
