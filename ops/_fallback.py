@@ -122,7 +122,8 @@ def reference_grads(fn: Callable[..., Tensor], inputs: Sequence[Optional[Tensor]
         grad_output: Gradient w.r.t. ``fn``'s output; same shape and dtype as that output.
 
     Returns:
-        One gradient per input, with that input's shape and dtype; None for None inputs.
+        One gradient per input, with that input's shape and dtype, contiguous; None for None
+        inputs.
     """
     present = [i for i, t in enumerate(inputs) if t is not None]
 
@@ -134,4 +135,6 @@ def reference_grads(fn: Callable[..., Tensor], inputs: Sequence[Optional[Tensor]
 
     _, vjp = torch.func.vjp(of_present, *(inputs[i] for i in present))
     grads = iter(vjp(grad_output))
-    return [next(grads) if t is not None else None for t in inputs]
+    # Contiguous, as the custom ops' fake kernels declare (the reference may compute in
+    # another memory layout, e.g. channels-last).
+    return [next(grads).contiguous() if t is not None else None for t in inputs]

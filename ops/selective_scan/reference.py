@@ -79,10 +79,12 @@ class _LinearScan(torch.autograd.Function):
     ``da_t = s_t h_{t-1}``."""
 
     @staticmethod
-    def forward(ctx, a: Tensor, b: Tensor) -> Tensor:
-        h = _chunked_scan(a, b)
-        ctx.save_for_backward(a, h)
-        return h
+    def forward(a: Tensor, b: Tensor) -> Tensor:
+        return _chunked_scan(a, b)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):    # separate, so torch.func transforms work
+        ctx.save_for_backward(inputs[0], output)
 
     @staticmethod
     @torch.autograd.function.once_differentiable

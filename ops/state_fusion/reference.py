@@ -29,18 +29,21 @@ class _DilatedDepthwise(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, dilation: int) -> Tensor:
+    def forward(x: Tensor, weight: Tensor, dilation: int) -> Tensor:
+        return F.conv2d(x, weight, dilation=dilation, groups=x.shape[1])
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):    # separate, so torch.func transforms work
+        x, weight, ctx.dilation = inputs
         ctx.save_for_backward(x, weight)
-        ctx.dilation = dilation
-        with torch.autocast(x.device.type, enabled=False):   # float32, as the fusion is
-            return F.conv2d(x, weight, dilation=dilation, groups=x.shape[1])
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor):
         x, weight = ctx.saved_tensors
         d = ctx.dilation
-        grad = grad.contiguous(memory_format=torch.channels_last)
+        # In x's dtype: under autocast the forward ran in a lower precision, the inputs did not.
+        grad = grad.to(x.dtype).contiguous(memory_format=torch.channels_last)
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
             # Padded explicitly: oneDNN takes a slow path when the padding exceeds the kernel.
