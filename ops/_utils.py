@@ -41,9 +41,10 @@ def gpu_capability(device: torch.device) -> Optional[Tuple[int, int]]:
     return torch.cuda.get_device_capability(device) if device.type == 'cuda' else None
 
 
-# Streaming multiprocessors of the board the launch sizes are set for (H100 SXM). A launch
-# fills it with at least 2 programs per SM; the chunked scan aims at 4 per SM in each pass.
+# Streaming multiprocessors of the board the launch sizes are set for (H100 SXM): a launch
+# fills it with at least 2 programs per SM; the chunked scan aims at 4 per SM per launch.
 REFERENCE_SMS = 132
+# Most chunks of one scan: the main launch composes up to this many summaries in registers.
 MAX_SCAN_CHUNKS = 64
 
 
@@ -71,8 +72,9 @@ def scan_blocks(batch: int, dim: int, d_state: int, length: int, device: torch.d
     (compile report). When the rows cannot fill the device (fewer than 2 x
     ``REFERENCE_SMS``, e.g. (2, 128, 67200) at detection stage 1), the sequence is cut into
     chunks of whole blocks, enough for 4 x ``REFERENCE_SMS`` programs in each of the chunked
-    scan's two launches (the summary runs one chunk fewer), at most ``MAX_SCAN_CHUNKS``;
-    the byte and serial-depth model behind it is in ``selective_scan/triton_fwd.py``.
+    scan's two launches (the summary runs one chunk fewer), at most ``MAX_SCAN_CHUNKS``:
+    the summary re-reads the inputs of all chunks but the last, so no more than fill it
+    (``selective_scan/triton_fwd.py``; model in benchmarks/NOTES.md, "Chunked scan").
     Interpreter: 16 channels per program, blocks no longer than the sequence (the interpreted
     scan costs per element of the tile, padding included), one chunk.
     """

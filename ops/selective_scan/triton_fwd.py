@@ -8,25 +8,26 @@ a block the linear recurrence ``h_t = a_t * h_{t-1} + b_t`` is one ``tl.associat
 memory. Only products of decays ``exp(dt * A) <= 1`` inside one block are formed, so nothing
 overflows at any length.
 
-Chunked scan. When ``batch x D`` programs cannot fill the device (detection, stage 1:
-``(2, 128, 67200)``, 256 rows), the sequence is cut into chunks (``_utils.scan_blocks``) and the
-scan runs in two launches of the same kernel:
+Chunked scan. When ``batch x D`` programs cannot fill the device (detection stage 1,
+``(2, 128, 67200)``: 256 rows), the sequence is cut into chunks of whole blocks
+(``_utils.scan_blocks``) and the scan runs as two launches of this kernel:
 
-1. summary (``SUMMARY``; every chunk but the last): walk the chunk from a zero state and write
-   its end state and ``sum(dt)`` over it, whose product with ``A`` is the chunk's log-decay
-   (<= 0): the chunk's summary ``h -> exp(A sum dt) * h + end``, 8 bytes per (row, state).
-2. main (every chunk): combine the summaries of the chunks before this one (a scan of at
-   most a few dozen pairs, in registers) into the state entering the chunk, then rescan the
-   chunk from it and write h, as the one-chunk scan does.
+1. summary (``SUMMARY``; every chunk but the last): walk the chunk from a zero state; write
+   its end state and ``sum(dt)`` over it (float32, per row). With the chunk's log-decay
+   ``A * sum(dt) <= 0`` they are the chunk as one step ``h -> exp(A sum dt) * h + end``.
+2. main (every chunk): compose the summaries of the chunks before this one (one
+   ``tl.associative_scan`` over at most ``_utils.MAX_SCAN_CHUNKS`` pairs, in registers) into
+   the state entering the chunk, then scan the chunk from it and write h, as the one-chunk
+   scan does.
 
-Bytes, fp32, N = 1, (2, 128, 67200) in 4 chunks: u and delta are 68.8 MB each, h 68.8 MB.
-Pass 1 reads u and delta of 3 of the 4 chunks (103 MB), pass 2 reads them again and writes h
-(206 MB): 309 MB, 103 us at 3 TB/s, against 206 MB (69 us) for the one-pass scan. The
-alternative, writing each chunk's local states in pass 1 and fixing them up with
-``h += exp(A cumsum(dt)) * carry`` in pass 2, moves 413 MB (u, delta read, h written, then h
-and delta read and h written): recomputing is the cheaper one. What the chunks buy is serial
-depth: each program walks 17 blocks of 1024 positions instead of 66, with 768 and 1024
-programs instead of 256 (benchmarks/NOTES.md, "Chunked scan (issue 9)").
+Bytes, fp32, N = 1, (2, 128, 67200) in 4 chunks (u, delta and h are 68.8 MB each): the
+summary reads u and delta of 3 chunks (103 MB), the main launch reads them all and writes h
+(206 MB): 309 MB, 103 us at 3 TB/s, against 206 MB (69 us) for one chunk. The other way,
+writing each chunk's states from a zero start and then fixing up every chunk but the first
+with ``h += exp(A cumsum(dt)) * carry``, moves 361 MB (206 MB, then h and delta read and h
+written again for 3 chunks): recomputing is cheaper, since a summary writes nothing. What the
+chunks buy is serial depth: a program walks 17 blocks of 1024 positions instead of 66, in
+768 and 1024 programs instead of 256 (model: benchmarks/NOTES.md, "Chunked scan (issue 9)").
 """
 from typing import Optional
 
@@ -65,6 +66,7 @@ def _chunk_carry(A, dt_sum_ptr, end_ptr, row_dn, row_d, first, step, count, n_bo
     ``end_ptr + row_dn * n_bounds + i``) is the map ``h -> exp(A * dt_sum_i) * h + end_i``.
     Composes the ``count`` summaries ``first, first + step, ...`` in that order, starting
     from a zero state: ``[BLOCK_D, BLOCK_N]`` float32. ``BOUNDS``: a power of two >= count.
+    Log-decays are summed within one chunk only, so nothing overflows.
     """
     offs = tl.arange(0, BOUNDS)
     idx = first + step * offs
@@ -108,12 +110,13 @@ def _selective_scan_fwd_kernel(
         bias = tl.load(bias_ptr + offs_d * stride_bias_d, mask=mask_d, other=0.0).to(tl.float32)
 
     u_row = u_ptr + pid_b * stride_u_batch + offs_d[:, None].to(tl.int64) * stride_u_d
-    delta_row = delta_ptr + pid_b * stride_delta_batch + offs_d[:, None].to(tl.int64) * stride_delta_d
+    delta_row = (delta_ptr + pid_b * stride_delta_batch
+                 + offs_d[:, None].to(tl.int64) * stride_delta_d)
     B_row = B_ptr + pid_b * stride_B_batch + offs_n[:, None].to(tl.int64) * stride_B_n
     h_row = (h_ptr + pid_b * stride_h_batch
              + offs_d[:, None, None].to(tl.int64) * stride_h_d
              + offs_n[None, :, None].to(tl.int64) * stride_h_n)
-    # Summaries are contiguous (batch, D, [N,] n_bounds); summary i ends chunk i.
+    # Summaries are contiguous (batch, D[, N], n_bounds); summary i is that of chunk i.
     row_d = pid_b * D + offs_d                                                 # [D]
     row_dn = row_d[:, None] * N + offs_n[None, :]                              # [D, N]
 
@@ -125,8 +128,8 @@ def _selective_scan_fwd_kernel(
     dt_sum = tl.zeros([BLOCK_D], dtype=tl.float32)
     chunk_start = pid_c * chunk
     chunk_end = tl.minimum(chunk_start + chunk, L)
-    for start in range(chunk_start, chunk_end, BLOCK_L):
-        pos = (start + offs_l).to(tl.int64)
+    for start in range(0, chunk_end - chunk_start, BLOCK_L):
+        pos = (chunk_start + start + offs_l).to(tl.int64)
         mask_l = pos < chunk_end
         mask_dl = mask_d[:, None] & mask_l[None, :]
         u = tl.load(u_row + pos[None, :] * stride_u_l, mask=mask_dl, other=0.0).to(tl.float32)
