@@ -110,7 +110,7 @@ def _selective_scan_bwd_kernel(
         mask_dl = mask_d[:, None] & mask_l[None, :]
         mask_dnl = mask_dn[:, :, None] & mask_l[None, None, :]
 
-        mask_next = mask_d[:, None] & (pos[None, :] + 1 < L)
+        mask_next = mask_dl & (pos[None, :] + 1 < L)        # dt_{t+1} exists
         x_next = tl.load(delta_row + (pos[None, :] + 1) * stride_delta_l, mask=mask_next,
                          other=0.0).to(tl.float32)
         if HAS_BIAS:
@@ -127,8 +127,7 @@ def _selective_scan_bwd_kernel(
         g = a_cum * carry[:, :, None] + b_cum                                # [D, N, L]
         carry = tl.sum(tl.where(offs_l[None, None, :] == BLOCK_L - 1, g, 0.0), axis=2)
         if SUMMARY:
-            dt_sum += tl.sum(tl.where(mask_l[None, :] & (pos[None, :] + 1 < L), dt_next, 0.0),
-                             axis=1)
+            dt_sum += tl.sum(tl.where(mask_next, dt_next, 0.0), axis=1)
         else:
             g = tl.where(mask_dnl, g, 0.0)
             x = tl.load(delta_row + pos[None, :] * stride_delta_l, mask=mask_dl,
