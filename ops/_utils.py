@@ -41,8 +41,7 @@ def gpu_capability(device: torch.device) -> Optional[Tuple[int, int]]:
     return torch.cuda.get_device_capability(device) if device.type == 'cuda' else None
 
 
-# Streaming multiprocessors of the board the launch sizes are set for (H100 SXM): a launch
-# fills it with at least 2 programs per SM; the chunked scan aims at 4 per SM per launch.
+# Streaming multiprocessors of the board the launch sizes are set for (H100 SXM).
 REFERENCE_SMS = 132
 # Most chunks of one scan: the main launch composes up to this many summaries in registers.
 MAX_SCAN_CHUNKS = 64
@@ -69,12 +68,20 @@ def scan_blocks(batch: int, dim: int, d_state: int, length: int, device: torch.d
     (detection) gets one channel per program. The ``d * n * l`` tile is 2048 elements forward
     and 1024 backward, whose kernel holds about twice as many live values per element; the
     backward's one-channel programs take 8 warps. Larger tiles or fewer warps spill registers
-    (compile report). When the rows cannot fill the device (fewer than 2 x
-    ``REFERENCE_SMS``, e.g. (2, 128, 67200) at detection stage 1), the sequence is cut into
-    chunks of whole blocks, enough for 4 x ``REFERENCE_SMS`` programs in each of the chunked
-    scan's two launches (the summary runs one chunk fewer), at most ``MAX_SCAN_CHUNKS``:
-    the summary re-reads the inputs of all chunks but the last, so no more than fill it
-    (``selective_scan/triton_fwd.py``; model in benchmarks/NOTES.md, "Chunked scan").
+    (compile report).
+
+    Chunks (``selective_scan/triton_fwd.py``), when the rows cannot keep the memory busy: a
+    program moves one block per serial step of ~2.2 us (memory latency and the in-block
+    scan), so covering it at 3 TB/s takes ~6.6 MB in flight. A one-channel forward program
+    moves 12 bytes per position (fp32 u, delta, h), so the forward is latency-bound below
+    ~540 rows and chunks below 2 x ``REFERENCE_SMS`` (detection stage 1, (2, 128, 67200): 256
+    rows). The backward moves 28 (dh, u, delta, h, du, ddelta, dB): at 256 rows it is
+    bandwidth-bound already, and a summary launch would only add its bytes, so it chunks
+    below ``REFERENCE_SMS`` rows only. Chunked, there are enough chunks of whole blocks for
+    4 x ``REFERENCE_SMS`` programs in each launch (the summary runs one chunk fewer), at
+    most ``MAX_SCAN_CHUNKS``: the summary re-reads the inputs of all chunks but the last, so
+    no more (model: benchmarks/NOTES.md, "Chunked scan (issue 9)").
+
     Interpreter: 16 channels per program, blocks no longer than the sequence (the interpreted
     scan costs per element of the tile, padding included), one chunk.
     """
@@ -89,7 +96,7 @@ def scan_blocks(batch: int, dim: int, d_state: int, length: int, device: torch.d
     block_l = max(16, min(1024, tile // (block_d * block_n)))
     rows = batch * triton.cdiv(dim, block_d)
     chunks = 1
-    if rows < 2 * REFERENCE_SMS:
+    if rows < (1 if backward else 2) * REFERENCE_SMS:
         chunks = min(MAX_SCAN_CHUNKS, 1 + triton.cdiv(4 * REFERENCE_SMS, rows))
     return ScanBlocks(block_d, block_n, block_l,
                       _round_up(triton.cdiv(length, chunks), block_l), warps)

@@ -16,15 +16,16 @@ Reductions over channels (``dB``) and over positions (``dA``, ``dbias``, and the
 ``dD`` when the scan is part of the fused SASF op) are written as per-program partial sums and
 summed by the launcher with ``torch.sum``: deterministic, no atomics.
 
-Chunked scan (when the forward is chunked; ``triton_fwd``), the forward's two launches in
-reverse. The summary launch (``SUMMARY``; every chunk but the first) runs only the adjoint
-recurrence over its chunk, from a zero ``g`` after it, and writes ``g`` at the chunk's first
-position and ``sum(dt_{t+1})`` over the chunk's positions t (over ``A``, the log-decay that
-carries ``g`` from the next chunk's first position back to this one's). The main launch
-composes the summaries of the chunks after its own, from the last one down, into ``g`` at the
-position after its chunk, then runs the full backward over the chunk. Bytes, fp32, N = 1,
-(2, 128, 67200) in 4 chunks: the summary reads dh and delta of 3 chunks (103 MB, 34 us at
-3 TB/s) next to the main launch's 482 MB (dh, u, delta, h read; du, ddelta and dB's partial
+Chunked scan (``_utils.scan_blocks`` decides; the backward chunks only at fewer rows than
+the forward, being bandwidth-bound sooner): the forward's two launches in reverse
+(``triton_fwd``). The summary launch (``SUMMARY``; every chunk but the first) runs only the
+adjoint recurrence over its chunk, from a zero ``g`` after it, and writes ``g`` at the
+chunk's first position and ``sum(dt_{t+1})`` over the chunk's positions t (over ``A``, the
+log-decay that carries ``g`` from the next chunk's first position back to this one's). The
+main launch composes the summaries of the chunks after its own, from the last one down,
+into ``g`` at the position after its chunk, then runs the full backward over the chunk.
+Bytes, fp32, N = 1, (1, 128, 67200) in 6 chunks: the summary reads dh and delta of 5 chunks
+(57 MB) next to the main launch's 241 MB (dh, u, delta, h read; du, ddelta and dB's partial
 sums written). Running the full backward per chunk from a zero ``g`` and correcting after
 would cost more: du, ddelta, dB, dA and dbias are all linear in ``g``, and correcting them
 means reading u, B, h and delta again.

@@ -82,19 +82,22 @@ def test_chunked_scan_in_the_fused_op(seed, monkeypatch):
             SASF_NAMES, torch.float32, seed, backends=['triton'], hw=(5, 13))
 
 
-def test_gpu_sizes_chunk_only_rows_that_cannot_fill_the_device(monkeypatch):
-    """GPU sizes: detection stage 1 (2 x 128 rows) is chunked so that both launches of the
-    chunked scan have >= 4 programs per SM of the reference board, in whole blocks;
-    classification and segmentation (>= 2 programs per SM without chunks) are not."""
+def test_gpu_sizes_chunk_only_latency_bound_rows(monkeypatch):
+    """GPU sizes: the forward at detection stage 1 (2 x 128 rows) is chunked so that both
+    launches of the chunked scan have >= 4 programs per SM of the reference board, in whole
+    blocks; its backward (bandwidth-bound at 256 rows) only at batch 1; classification and
+    segmentation never."""
     monkeypatch.setattr(_utils, 'gpu_capability', lambda device: (9, 0))
-    for backward in (False, True):
-        det = _utils.scan_blocks(2, 128, 1, 200 * 336, CPU, backward)
-        n_chunks = triton.cdiv(200 * 336, det.chunk)
+    length = 200 * 336
+    for batch, backward in ((2, False), (1, True)):
+        det = _utils.scan_blocks(batch, 128, 1, length, CPU, backward)
+        n_chunks = triton.cdiv(length, det.chunk)
         assert det.chunk % det.l == 0, det
-        assert 2 * 128 // det.d * (n_chunks - 1) >= 4 * _utils.REFERENCE_SMS, det
-        for batch, length in ((128, 56 * 56), (16, 128 * 128)):
-            blocks = _utils.scan_blocks(batch, 128, 1, length, CPU, backward)
-            assert blocks.chunk >= length, blocks
+        assert batch * 128 // det.d * (n_chunks - 1) >= 4 * _utils.REFERENCE_SMS, det
+    assert _utils.scan_blocks(2, 128, 1, length, CPU, backward=True).chunk >= length
+    for batch, length in ((128, 56 * 56), (16, 128 * 128)):
+        for backward in (False, True):
+            assert _utils.scan_blocks(batch, 128, 1, length, CPU, backward).chunk >= length
 
 
 def test_gpu_sizes_chunked_under_the_interpreter(seed, monkeypatch):
