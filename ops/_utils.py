@@ -70,17 +70,17 @@ def scan_blocks(batch: int, dim: int, d_state: int, length: int, device: torch.d
     backward's one-channel programs take 8 warps. Larger tiles or fewer warps spill registers
     (compile report).
 
-    Chunks (``selective_scan/triton_fwd.py``), when the rows cannot keep the memory busy: a
-    program moves one block per serial step of ~2.2 us (memory latency and the in-block
-    scan), so covering it at 3 TB/s takes ~6.6 MB in flight. A one-channel forward program
-    moves 12 bytes per position (fp32 u, delta, h), so the forward is latency-bound below
-    ~540 rows and chunks below 2 x ``REFERENCE_SMS`` (detection stage 1, (2, 128, 67200): 256
-    rows). The backward moves 28 (dh, u, delta, h, du, ddelta, dB): at 256 rows it is
-    bandwidth-bound already, and a summary launch would only add its bytes, so it chunks
-    below ``REFERENCE_SMS`` rows only. Chunked, there are enough chunks of whole blocks for
-    4 x ``REFERENCE_SMS`` programs in each launch (the summary runs one chunk fewer), at
-    most ``MAX_SCAN_CHUNKS``: the summary re-reads the inputs of all chunks but the last, so
-    no more (model: benchmarks/NOTES.md, "Chunked scan (issue 9)").
+    Chunks (``selective_scan/triton_fwd.py``) only where the rows cannot keep the memory
+    busy. A program has one block of loads in flight per serial step of about one memory
+    latency (~0.7 us; the forward prefetches the next block during its scan): 2.1 MB must be
+    in flight for 3 TB/s, 8 KB per one-channel forward program (u, delta of 1024 positions)
+    and about 16 KB per backward one, so ~260 rows suffice forward and ~130 backward. A
+    chunked scan's summary launch re-reads the inputs of all chunks but one (forward, 4
+    chunks: 309 MB instead of 206), which pays only far below that: the scan chunks below
+    ``REFERENCE_SMS`` rows (detection stage 1 at batch 1: 128), not at batch 2's 256. Then
+    there are enough chunks of whole blocks for 4 x ``REFERENCE_SMS`` programs in each
+    launch (the summary runs one chunk fewer), at most ``MAX_SCAN_CHUNKS`` (model:
+    benchmarks/NOTES.md, "Chunked scan (issue 9)").
 
     Interpreter: 16 channels per program, blocks no longer than the sequence (the interpreted
     scan costs per element of the tile, padding included), one chunk.
@@ -96,7 +96,7 @@ def scan_blocks(batch: int, dim: int, d_state: int, length: int, device: torch.d
     block_l = max(16, min(1024, tile // (block_d * block_n)))
     rows = batch * triton.cdiv(dim, block_d)
     chunks = 1
-    if rows < (1 if backward else 2) * REFERENCE_SMS:
+    if rows < REFERENCE_SMS:
         chunks = min(MAX_SCAN_CHUNKS, 1 + triton.cdiv(4 * REFERENCE_SMS, rows))
     return ScanBlocks(block_d, block_n, block_l,
                       _round_up(triton.cdiv(length, chunks), block_l), warps)

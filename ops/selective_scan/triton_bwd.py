@@ -5,8 +5,10 @@ through later states), ``g_t = dh_t + a_{t+1} * g_{t+1}`` is a linear recurrence
 One program owns ``BLOCK_D`` channels of one batch row and one chunk of the sequence, and
 walks the chunk's blocks from its end, scanning each block with ``tl.associative_scan`` in
 decreasing position order and carrying ``g`` at the block's lowest position into the next
-block. The states ``h_{t-1}`` are read back from the forward output instead of being
-recomputed. Then, with ``a_t = exp(dt_t A)`` and ``b_t = dt_t B_t u_t``:
+block (not software-pipelined as the forward is: its SASF variant then spills on sm_80 in
+bf16, and where it matters it is bandwidth-bound). The states ``h_{t-1}`` are read back from
+the forward output instead of being recomputed. Then, with ``a_t = exp(dt_t A)`` and
+``b_t = dt_t B_t u_t``:
 
 ``du = sum_n g dt B``, ``dB = sum_d g dt u``, ``ddt = sum_n g (B u + h_{t-1} a_t A)``,
 ``dA = sum_{b,t} g h_{t-1} a_t dt``, ``ddelta = ddt * sigmoid(delta + bias)`` (softplus
@@ -16,8 +18,7 @@ Reductions over channels (``dB``) and over positions (``dA``, ``dbias``, and the
 ``dD`` when the scan is part of the fused SASF op) are written as per-program partial sums and
 summed by the launcher with ``torch.sum``: deterministic, no atomics.
 
-Chunked scan (``_utils.scan_blocks`` decides; the backward chunks only at fewer rows than
-the forward, being bandwidth-bound sooner): the forward's two launches in reverse
+Chunked scan (where ``_utils.scan_blocks`` says): the forward's two launches in reverse
 (``triton_fwd``). The summary launch (``SUMMARY``; every chunk but the first) runs only the
 adjoint recurrence over its chunk, from a zero ``g`` after it, and writes ``g`` at the
 chunk's first position and ``sum(dt_{t+1})`` over the chunk's positions t (over ``A``, the

@@ -4,13 +4,16 @@ One program owns ``BLOCK_D`` channels and all ``N`` states of one batch row, and
 ``chunk`` positions of the sequence, which it walks in blocks of ``BLOCK_L`` positions. Inside
 a block the linear recurrence ``h_t = a_t * h_{t-1} + b_t`` is one ``tl.associative_scan`` over
 ``(a, b)`` pairs; the state at the block's last position is carried into the next block.
+The loop prefetches the next block's inputs while it scans the current one (``tl.range`` with
+``num_stages=2``: cp.async into shared memory on sm_80 and later), so a program's serial
+step is about the longer of the memory latency and the block's scan, not their sum.
 ``delta + delta_bias`` and the softplus are applied on the loads, so ``dt`` never exists in
 memory. Only products of decays ``exp(dt * A) <= 1`` inside one block are formed, so nothing
 overflows at any length.
 
-Chunked scan. When ``batch x D`` programs cannot fill the device (detection stage 1,
-``(2, 128, 67200)``: 256 rows), the sequence is cut into chunks of whole blocks
-(``_utils.scan_blocks``) and the scan runs as two launches of this kernel:
+Chunked scan. When the rows (batch x channel blocks) cannot keep the memory busy (detection
+stage 1 at batch 1, ``(1, 128, 67200)``: 128 rows), the sequence is cut into chunks of whole
+blocks (``_utils.scan_blocks``) and the scan runs as two launches of this kernel:
 
 1. summary (``SUMMARY``; every chunk but the last): walk the chunk from a zero state; write
    its end state and ``sum(dt)`` over it (float32, per row). With the chunk's log-decay
@@ -20,14 +23,14 @@ Chunked scan. When ``batch x D`` programs cannot fill the device (detection stag
    the state entering the chunk, then scan the chunk from it and write h, as the one-chunk
    scan does.
 
-Bytes, fp32, N = 1, (2, 128, 67200) in 4 chunks (u, delta and h are 68.8 MB each): the
-summary reads u and delta of 3 chunks (103 MB), the main launch reads them all and writes h
-(206 MB): 309 MB, 103 us at 3 TB/s, against 206 MB (69 us) for one chunk. The other way,
-writing each chunk's states from a zero start and then fixing up every chunk but the first
-with ``h += exp(A cumsum(dt)) * carry``, moves 361 MB (206 MB, then h and delta read and h
-written again for 3 chunks): recomputing is cheaper, since a summary writes nothing. What the
-chunks buy is serial depth: a program walks 17 blocks of 1024 positions instead of 66, in
-768 and 1024 programs instead of 256 (model: benchmarks/NOTES.md, "Chunked scan (issue 9)").
+Bytes, fp32, N = 1, (1, 128, 67200) in 6 chunks (u, delta and h are 34.4 MB each): the
+summary reads u and delta of 5 chunks (57 MB), the main launch reads them all and writes h
+(103 MB): 160 MB, against 103 MB for one chunk. The other way, writing each chunk's states
+from a zero start and then fixing up every chunk but the first with
+``h += exp(A cumsum(dt)) * carry``, moves 189 MB (103 MB, then h and delta read and h written
+again for 5 chunks): recomputing is cheaper, since a summary writes nothing. What the chunks
+buy is serial depth: a program walks 11 blocks of 1024 positions instead of 66, in 640 and
+768 programs instead of 128 (model: benchmarks/NOTES.md, "Chunked scan (issue 9)").
 """
 from typing import Optional
 
@@ -128,7 +131,7 @@ def _selective_scan_fwd_kernel(
     dt_sum = tl.zeros([BLOCK_D], dtype=tl.float32)
     chunk_start = pid_c * chunk
     chunk_end = tl.minimum(chunk_start + chunk, L)
-    for start in range(0, chunk_end - chunk_start, BLOCK_L):
+    for start in tl.range(0, chunk_end - chunk_start, BLOCK_L, num_stages=2):
         pos = (chunk_start + start + offs_l).to(tl.int64)
         mask_l = pos < chunk_end
         mask_dl = mask_d[:, None] & mask_l[None, :]

@@ -6,6 +6,10 @@ NaN-poisoned (conftest.py), so an element a kernel never writes fails. Triton sh
 small because the interpreter is slow; ``test_long_sequence`` covers L = 67,200.
 """
 import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -83,21 +87,18 @@ def test_chunked_scan_in_the_fused_op(seed, monkeypatch):
 
 
 def test_gpu_sizes_chunk_only_latency_bound_rows(monkeypatch):
-    """GPU sizes: the forward at detection stage 1 (2 x 128 rows) is chunked so that both
-    launches of the chunked scan have >= 4 programs per SM of the reference board, in whole
-    blocks; its backward (bandwidth-bound at 256 rows) only at batch 1; classification and
-    segmentation never."""
+    """GPU sizes: detection stage 1 at batch 1 (128 rows) is chunked, forward and backward,
+    so that both launches of the chunked scan have >= 4 programs per SM of the reference
+    board, in whole blocks; batch 2 (256 rows), classification and segmentation are not."""
     monkeypatch.setattr(_utils, 'gpu_capability', lambda device: (9, 0))
     length = 200 * 336
-    for batch, backward in ((2, False), (1, True)):
-        det = _utils.scan_blocks(batch, 128, 1, length, CPU, backward)
+    for backward in (False, True):
+        det = _utils.scan_blocks(1, 128, 1, length, CPU, backward)
         n_chunks = triton.cdiv(length, det.chunk)
         assert det.chunk % det.l == 0, det
-        assert batch * 128 // det.d * (n_chunks - 1) >= 4 * _utils.REFERENCE_SMS, det
-    assert _utils.scan_blocks(2, 128, 1, length, CPU, backward=True).chunk >= length
-    for batch, length in ((128, 56 * 56), (16, 128 * 128)):
-        for backward in (False, True):
-            assert _utils.scan_blocks(batch, 128, 1, length, CPU, backward).chunk >= length
+        assert 128 // det.d * (n_chunks - 1) >= 4 * _utils.REFERENCE_SMS, det
+        for batch, length_ in ((2, length), (128, 56 * 56), (16, 128 * 128)):
+            assert _utils.scan_blocks(batch, 128, 1, length_, CPU, backward).chunk >= length_
 
 
 def test_gpu_sizes_chunked_under_the_interpreter(seed, monkeypatch):
@@ -107,6 +108,35 @@ def test_gpu_sizes_chunked_under_the_interpreter(seed, monkeypatch):
     assert triton.cdiv(2500, _utils.scan_blocks(1, 2, 1, 2500, CPU).chunk) == 3
     compare(selective_scan, scan_oracle, scan_inputs(1, 2, 1, 2500, torch.float32),
             SCAN_NAMES, torch.float32, seed, backends=['triton'])
+
+
+COMPILE_CHUNKED = """
+import os, sys
+os.environ['TRITON_CACHE_DIR'] = sys.argv[1]
+from mmspatialmamba.ops.compile_check import cases
+from mmspatialmamba.ops.compile_check.report import Selection, check
+cases.SHAPES['det1b1'] = cases.Shape('det 800x1344 stage 1 batch 1', 1, 128, 200, 336)
+sys.exit(1 if check([Selection([90], ['scan', 'sasf'], ['det1b1'], ['fp32']),
+                     Selection([80], ['sasf'], ['det1b1'], ['bf16'])], sys.stdout, strict=True)
+         else 0)
+"""
+
+
+def test_chunked_scan_compiles_for_gpus(tmp_path):
+    """The chunked launches (summary and main, forward and backward, with and without the
+    SASF skip term) through the compile check with ``--strict`` on sm_90 and sm_80: the
+    model shapes in ``tools/compile_check.py`` do not chunk (detection at batch 1 does)."""
+    env = {**os.environ, 'TRITON_INTERPRET': '0'}
+    proc = subprocess.run([sys.executable, '-c', COMPILE_CHUNKED, str(tmp_path)], env=env,
+                          cwd=Path(__file__).resolve().parents[2], capture_output=True,
+                          text=True, timeout=600)
+    report = proc.stdout + proc.stderr
+    assert proc.returncode == 0, report[-6000:]
+    for arch in ('sm_90', 'sm_80'):
+        for kernel in ('_selective_scan_fwd_kernel', '_selective_scan_bwd_kernel'):
+            rows = [r for r in report.splitlines() if r.startswith(f'{arch}  {kernel}')]
+            assert any('SUMMARY=True' in r for r in rows), report
+            assert any('SUMMARY=False,BOUNDS=8' in r for r in rows), report
 
 
 def test_large_step_sizes_without_bias(seed):
