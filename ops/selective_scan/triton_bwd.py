@@ -226,8 +226,8 @@ def selective_scan_bwd(dh: torch.Tensor, u: torch.Tensor, delta: torch.Tensor, A
     dy_arg = dy if has_skip else u
     skip_arg = skip if has_skip else A
 
-    def launch(n_programs_l: int, summary: bool, bounds: int) -> None:
-        _selective_scan_bwd_kernel[(n_dblocks, batch, n_programs_l)](
+    def launch(chunks: int, summary: bool, bounds: int) -> None:
+        _selective_scan_bwd_kernel[(n_dblocks, batch, chunks)](
             dh, u, delta, A, B, bias, h, dy_arg, skip_arg,
             du, ddelta, dB_part, dA_part, dbias_part, dskip_part, dt_sum, g_start,
             dim, d_state, length, batch, blocks.chunk, n_bounds,

@@ -5,8 +5,9 @@ One program owns ``BLOCK_D`` channels and all ``N`` states of one batch row, and
 a block the linear recurrence ``h_t = a_t * h_{t-1} + b_t`` is one ``tl.associative_scan`` over
 ``(a, b)`` pairs; the state at the block's last position is carried into the next block.
 The loop prefetches the next block's inputs while it scans the current one (``tl.range`` with
-``num_stages=2``: cp.async into shared memory on sm_80 and later), so a program's serial
-step is about the longer of the memory latency and the block's scan, not their sum.
+``num_stages=2``: cp.async into shared memory on sm_80 and later, for 4-byte inputs; the
+compiler leaves bf16 loads as they are), so a program's serial step is about the longer of
+the memory latency and the block's scan, not their sum.
 ``delta + delta_bias`` and the softplus are applied on the loads, so ``dt`` never exists in
 memory. Only products of decays ``exp(dt * A) <= 1`` inside one block are formed, so nothing
 overflows at any length.
@@ -123,6 +124,7 @@ def _selective_scan_fwd_kernel(
     row_d = pid_b * D + offs_d                                                 # [D]
     row_dn = row_d[:, None] * N + offs_n[None, :]                              # [D, N]
 
+    # BOUNDS > 0: the main launch of a chunked scan, which starts from the summaries before.
     if BOUNDS > 0:
         carry = _chunk_carry(A, dt_sum_ptr, end_ptr, row_dn, row_d, 0, 1, pid_c, n_bounds,
                              BOUNDS)
@@ -186,8 +188,8 @@ def selective_scan_fwd(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B:
         dt_sum = end = h        # placeholders: one chunk reads and writes no summary
     bias = delta_bias if delta_bias is not None else A  # never read when HAS_BIAS is False
 
-    def launch(n_programs_l: int, summary: bool, bounds: int) -> None:
-        _selective_scan_fwd_kernel[(triton.cdiv(dim, blocks.d), batch, n_programs_l)](
+    def launch(chunks: int, summary: bool, bounds: int) -> None:
+        _selective_scan_fwd_kernel[(triton.cdiv(dim, blocks.d), batch, chunks)](
             u, delta, A, B, bias, h, dt_sum, end,
             dim, d_state, length, blocks.chunk, n_bounds,
             *u.stride(), *delta.stride(), *A.stride(), *B.stride(), bias.stride(0),

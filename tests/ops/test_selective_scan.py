@@ -46,7 +46,7 @@ def test_selective_scan(backend, shape, dtype, options, seed):
 
 def force_chunks(monkeypatch, block_l: int = 16, chunk: int = 32) -> None:
     """Make both scan launchers cut the sequence into chunks of ``chunk`` positions, walked
-    ``block_l`` at a time: the chunked scan that GPU sizes pick only for long rows."""
+    ``block_l`` at a time: the chunked scan GPU sizes pick only for few rows."""
     real = _utils.scan_blocks
     monkeypatch.setattr(_utils, 'scan_blocks', lambda *args, **kwargs: dataclasses.replace(
         real(*args, **kwargs), l=block_l, chunk=chunk))
