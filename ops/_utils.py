@@ -41,39 +41,70 @@ def gpu_capability(device: torch.device) -> Optional[Tuple[int, int]]:
     return torch.cuda.get_device_capability(device) if device.type == 'cuda' else None
 
 
+# Streaming multiprocessors of the board the launch sizes are set for (H100 SXM).
+REFERENCE_SMS = 132
+# Most chunks of one scan: the main launch composes up to this many summaries in registers.
+MAX_SCAN_CHUNKS = 64
+
+
 @dataclasses.dataclass(frozen=True)
 class ScanBlocks:
     """Programs of the selective scan: ``d`` channels x ``n`` states (padded to a power of
-    two) per program, walking the sequence ``l`` positions at a time with ``warps`` warps."""
+    two) of one batch row per program, walking ``chunk`` positions of the sequence (a multiple
+    of ``l``; at least the whole sequence when it is not chunked) ``l`` positions at a time
+    with ``warps`` warps."""
     d: int
     n: int
     l: int
+    chunk: int
     warps: int = 4
 
 
 def scan_blocks(batch: int, dim: int, d_state: int, length: int, device: torch.device,
                 backward: bool = False) -> ScanBlocks:
-    """Block sizes of the scan's forward or backward kernel.
+    """Block sizes and chunks of the scan's forward or backward kernel.
 
-    GPU: programs are (channel block, batch row); a short batch of long rows (detection)
-    gets one channel per program so that ``batch * dim`` programs fill the device (fewer
-    than 2 per SM only when ``batch * dim < 264``: more needs a chunked scan). The
-    ``d * n * l`` tile is 2048 elements forward and 1024 backward, whose kernel holds about
-    twice as many live values per element; the backward's one-channel programs take 8 warps.
-    Larger tiles or fewer warps spill registers (compile report). Interpreter: 16 channels
-    per program, blocks no longer than the sequence (the interpreted scan costs per element
-    of the tile, padding included).
+    GPU: programs are (channel block, batch row, chunk); a short batch of long rows
+    (detection) gets one channel per program. The ``d * n * l`` tile is 2048 elements forward
+    and 1024 backward, whose kernel holds about twice as many live values per element; the
+    backward's one-channel programs take 8 warps. Larger tiles or fewer warps spill registers
+    (compile report).
+
+    Chunks (``selective_scan/triton_fwd.py``) only where the rows cannot keep the memory
+    busy. A program has one block of loads in flight per serial step of about one memory
+    latency (~0.7 us; the forward prefetches the next block during its scan): 2.1 MB must be
+    in flight for 3 TB/s, 8 KB per one-channel forward program (u, delta of 1024 positions)
+    and about 16 KB per backward one, so ~260 rows suffice forward and ~130 backward. A
+    chunked scan's summary launch re-reads the inputs of all chunks but one (forward, 4
+    chunks: 309 MB instead of 206), which pays only far below that: the scan chunks below
+    ``REFERENCE_SMS`` rows (detection stage 1 at batch 1: 128), not at batch 2's 256. Then
+    there are enough chunks of whole blocks for 4 x ``REFERENCE_SMS`` programs in each
+    launch (the summary runs one chunk fewer), at most ``MAX_SCAN_CHUNKS`` (model:
+    benchmarks/NOTES.md, "Chunked scan (issue 9)").
+
+    Interpreter: 16 channels per program, blocks no longer than the sequence (the interpreted
+    scan costs per element of the tile, padding included), one chunk.
     """
     block_n = triton.next_power_of_2(d_state)
-    if gpu_capability(device) is not None:
-        block_d = 4 if batch * dim >= 1024 else 1
-        tile = 1024 if backward else 2048
-        warps = 8 if backward and block_d == 1 else 4
-        return ScanBlocks(block_d, block_n, max(16, min(1024, tile // (block_d * block_n))),
-                          warps)
-    block_d = min(16, triton.next_power_of_2(dim))
-    return ScanBlocks(block_d, block_n, min(triton.next_power_of_2(length),
-                                            max(16, 16384 // (block_d * block_n))))
+    if gpu_capability(device) is None:
+        block_d = min(16, triton.next_power_of_2(dim))
+        block_l = min(triton.next_power_of_2(length), max(16, 16384 // (block_d * block_n)))
+        return ScanBlocks(block_d, block_n, block_l, _round_up(length, block_l))
+    block_d = 4 if batch * dim >= 1024 else 1
+    tile = 1024 if backward else 2048
+    warps = 8 if backward and block_d == 1 else 4
+    block_l = max(16, min(1024, tile // (block_d * block_n)))
+    rows = batch * triton.cdiv(dim, block_d)
+    chunks = 1
+    if rows < REFERENCE_SMS:
+        chunks = min(MAX_SCAN_CHUNKS, 1 + triton.cdiv(4 * REFERENCE_SMS, rows))
+    return ScanBlocks(block_d, block_n, block_l,
+                      _round_up(triton.cdiv(length, chunks), block_l), warps)
+
+
+def _round_up(x: int, multiple: int) -> int:
+    """The smallest multiple of ``multiple`` that is >= ``x`` (and >= ``multiple``)."""
+    return max(1, triton.cdiv(x, multiple)) * multiple
 
 
 @dataclasses.dataclass(frozen=True)
