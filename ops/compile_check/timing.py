@@ -55,22 +55,28 @@ class LaunchCost:
     rule: str
 
 
-def _scan_cost(la: Launch, l2_bytes: int) -> LaunchCost:
-    """Selective scan forward: each program walks ``L`` in blocks of ``BLOCK_L``; a block
-    waits for its loads, then scans them across the program's warps before the carry goes
-    to the next block."""
+def _scan_blocks_per_program(la: Launch) -> int:
+    """Blocks of ``BLOCK_L`` positions one scan program walks: its chunk of the sequence
+    (the whole sequence when the launch is not chunked, ``chunk >= L``)."""
     a = la.named_args()
-    steps = math.ceil(a['L'] / a['BLOCK_L'])
-    return LaunchCost(la.tensor_bytes(), steps, steps * (HBM_ROUND_TRIP_S + BLOCK_EXCHANGE_S),
-                      'scan blocks')
+    return math.ceil(min(a['chunk'], a['L']) / a['BLOCK_L'])
+
+
+def _scan_cost(la: Launch, l2_bytes: int) -> LaunchCost:
+    """Selective scan forward: each program walks its chunk in blocks of ``BLOCK_L``; the
+    loads of the next block are issued before this block's scan across the program's warps
+    (``tl.range(num_stages=2)``), so a block costs the longer of the two, not their sum (the
+    compiler pipelines fp32 inputs; for bf16 this is optimistic)."""
+    steps = _scan_blocks_per_program(la)
+    return LaunchCost(la.tensor_bytes(), steps,
+                      steps * max(HBM_ROUND_TRIP_S, BLOCK_EXCHANGE_S), 'scan blocks')
 
 
 def _scan_bwd_cost(la: Launch, l2_bytes: int) -> LaunchCost:
-    """Selective scan backward: as the forward, but each block loads twice: what the
-    reverse scan needs (delta, dh), then after the scan what the gradients need (u, B, the
-    previous states, dy)."""
-    a = la.named_args()
-    steps = math.ceil(a['L'] / a['BLOCK_L'])
+    """Selective scan backward: as the forward without prefetch, and each block loads twice:
+    what the reverse scan needs (delta, dh), then after the scan what the gradients need (u,
+    B, the previous states, dy)."""
+    steps = _scan_blocks_per_program(la)
     return LaunchCost(la.tensor_bytes(), steps,
                       steps * (2 * HBM_ROUND_TRIP_S + BLOCK_EXCHANGE_S), 'scan blocks')
 

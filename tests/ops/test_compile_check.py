@@ -132,12 +132,18 @@ def _launch(kernel, grid, args, constexprs):
 
 def test_scan_rule_walks_the_sequence_in_blocks_and_counts_shared_storage_once():
     ud, x_dbl = torch.empty(2, 2, 8, 1000), torch.empty(2, 3, 1000)
-    args = {'u_ptr': ud[0], 'delta_ptr': ud[1], 'B_ptr': x_dbl[:, 1:2], 'L': 1000}
+    args = {'u_ptr': ud[0], 'delta_ptr': ud[1], 'B_ptr': x_dbl[:, 1:2], 'L': 1000,
+            'chunk': 1000}
     launch = _launch(_selective_scan_fwd_kernel, (8, 2, 1), args, {'BLOCK_L': 256})
     cost = timing.launch_cost(launch, ARCHS[90])
     assert cost.rule == 'scan blocks' and cost.steps == 4            # ceil(1000 / 256)
-    assert cost.chain_s == pytest.approx(4 * (timing.HBM_ROUND_TRIP_S + timing.BLOCK_EXCHANGE_S))
+    # The next block's loads overlap this block's scan (prefetch): the longer of the two.
+    assert cost.chain_s == pytest.approx(4 * max(timing.HBM_ROUND_TRIP_S,
+                                                 timing.BLOCK_EXCHANGE_S))
     assert cost.bytes == ud.nbytes + x_dbl.nbytes                     # each storage once
+    chunked = _launch(_selective_scan_fwd_kernel, (8, 2, 4), dict(args, chunk=300),
+                      {'BLOCK_L': 256})
+    assert timing.launch_cost(chunked, ARCHS[90]).steps == 2          # ceil(300 / 256)
 
 
 def test_fusion_rule_reads_the_halo_again_only_when_neighbours_left_l2():
