@@ -138,7 +138,9 @@ class StructureAwareSSM(nn.Module):
         dt_low, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=1)
         delta = torch.matmul(self.dt_projs_weight, dt_low)           # (batch, D, L)
         sf = self.state_fusion
-        core = _sasf_core.get() or structure_aware_ssm
+        # Dynamo cannot trace a ContextVar; the override is for eager analysis only.
+        core = structure_aware_ssm if torch.compiler.is_compiling() else \
+            (_sasf_core.get() or structure_aware_ssm)
         y = core(
             u, delta, -torch.exp(self.A_logs.float()), B, C, self.Ds, self.dt_projs_bias,
             sf.kernel_3, sf.kernel_3_1, sf.kernel_3_2, sf.alpha, (height, width),
