@@ -78,38 +78,56 @@ def scan_blocks(batch: int, dim: int, d_state: int, length: int, device: torch.d
 
 @dataclasses.dataclass(frozen=True)
 class StencilTiles:
-    """Programs of the fusion stencil: ``c`` channels x ``h`` rows x ``w`` cols of the map.
-
-    ``maxnreg``: registers per thread the compiler may use (None: its own choice).
-    """
+    """Programs of the fusion stencil: ``c`` channels x ``h`` rows x ``w`` cols of the map;
+    the backward walks each dilation's 8 off-centre taps ``taps_per_step`` at a time."""
     c: int
     h: int
     w: int
     warps: int = 4
-    maxnreg: Optional[int] = None
+    taps_per_step: int = 4
 
 
 def stencil_tiles(dim: int, height: int, width: int, device: torch.device,
                   backward: bool = False) -> StencilTiles:
-    """Tiles of the fusion's forward and main backward kernels.
+    """Tiles of the fusion's forward and main backward (``dh``, ``dC``) kernels.
 
-    GPU: one channel per program, at most 64 columns, 4 warps; 512 pixels forward and 256
-    backward (2 per thread), the sizes without spills in the compile report (1024 pixels
-    forward or 512 backward spill on sm_80 or sm_90). Left to itself, ptxas gives the
-    backward 80 registers before sm_90 and spills; ``maxnreg=128`` lets it take the 96 it
-    needs (4 programs per SM still fit). On sm_90 the same cap makes it spill, so there the
-    choice is left to ptxas. Interpreter: up to 16 channels and 16384 elements.
+    GPU: one channel per program, at most 64 columns, 4 warps; 512 pixels forward, 128
+    backward (one per thread) with 4 taps per step: the sizes without spills in the
+    compile report (1024 pixels forward spill on sm_80 and sm_90; backward, 256 pixels
+    spill on sm_90 at detection stage 1, and 8 taps per step spill with the observation).
+    Interpreter: up to 16 channels and 16384 elements.
     """
-    capability = gpu_capability(device)
-    if capability is not None:
+    if gpu_capability(device) is not None:
         block_c, block_w = 1, min(64, triton.next_power_of_2(width))
-        budget = 256 if backward else 512
+        budget = 128 if backward else 512
     else:
         block_c = min(16, triton.next_power_of_2(dim))
         block_w, budget = min(256, triton.next_power_of_2(width)), 16384 // block_c
     block_h = min(triton.next_power_of_2(height), max(1, budget // block_w))
-    capped = backward and capability is not None and capability < (9, 0)
-    return StencilTiles(block_c, block_h, block_w, maxnreg=128 if capped else None)
+    return StencilTiles(block_c, block_h, block_w)
+
+
+@dataclasses.dataclass(frozen=True)
+class TapSumChunks:
+    """Programs of the fusion backward's tap sums: ``tiles`` steps of ``p`` pixels of one
+    channel map each."""
+    tiles: int
+    p: int
+    warps: int = 4
+
+
+def tap_sum_chunks(length: int, device: torch.device) -> TapSumChunks:
+    """Chunks of a channel map's ``length`` pixels for the tap-sum kernel.
+
+    The kernel keeps 25 running sums per pixel of its step in registers and reduces them
+    once per chunk: GPU steps of 128 pixels (one per thread: 48-62 registers, no spills in
+    the compile report), chunks of at most 32 steps, so a detection map still makes ~17 programs per
+    channel and the 25 reductions are paid once per 4096 pixels. Interpreter: one chunk of
+    up to 4096 pixels.
+    """
+    if gpu_capability(device) is not None:
+        return TapSumChunks(32, 128)
+    return TapSumChunks(1, min(4096, triton.next_power_of_2(length)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,8 +142,8 @@ class RingBlocks:
 def ring_blocks(dim: int, n_ring: int, device: torch.device) -> RingBlocks:
     """Blocks of the border kernel over the ``n_ring`` pixels of the map's outer ring.
 
-    GPU: one channel and 256 ring pixels per program (128 spill on sm_90); ``maxnreg=128``
-    for the reason given in :func:`stencil_tiles` (without it, 4 bytes spill on sm_80).
+    GPU: one channel and 256 ring pixels per program (128 spill on sm_90); ``maxnreg=128``:
+    left to itself, ptxas gives the kernel too few registers before sm_90 and spills.
     """
     if gpu_capability(device) is not None:
         return RingBlocks(1, min(256, triton.next_power_of_2(n_ring)), maxnreg=128)

@@ -103,34 +103,47 @@ def _fusion_fwd_cost(la: Launch, l2_bytes: int) -> LaunchCost:
 
 
 def _fusion_bwd_cost(la: Launch, l2_bytes: int) -> LaunchCost:
-    """Fusion backward: per channel of the program's group, the centre tile from memory,
-    then the 24 off-centre taps in a loop (one iteration at a time), each a gather from
-    cache and a tile-wide reduction of its tap sum."""
+    """Fusion backward's ``dh`` (and ``dC``): per channel of the program's group, the centre
+    tile from memory, then the 24 off-centre taps in a loop of ``TAPS_PER_STEP`` unrolled
+    taps per step, each step's gathers from cache and in flight together; nothing is
+    reduced across the program's warps per tap. Programs walk each map's tiles in raster
+    order."""
     a = la.named_args()
     channels = a['GROUP_D'] // a['BLOCK_C']
-    per_channel = (HBM_ROUND_TRIP_S + BLOCK_EXCHANGE_S
-                   + (a['N_TAPS'] - 1) * (CACHED_ROUND_TRIP_S + BLOCK_EXCHANGE_S))
-    # Grid (batch x channel groups, row tiles, column tiles), first axis fastest.
-    halo = _halo_bytes(la, l2_bytes, ('h_ptr', 'dy_ptr'), below=la.grid[0],
-                       right=la.grid[0] * la.grid[1])
-    return LaunchCost(la.tensor_bytes() + halo, channels * a['N_TAPS'], channels * per_channel,
-                      'tap loop x channels')
+    steps = 1 + math.ceil(24 / a['TAPS_PER_STEP'])
+    per_channel = HBM_ROUND_TRIP_S + (steps - 1) * CACHED_ROUND_TRIP_S
+    halo = _halo_bytes(la, l2_bytes, ('h_ptr', 'dy_ptr'),
+                       below=math.ceil(a['W'] / a['BLOCK_W']), right=1)
+    return LaunchCost(la.tensor_bytes() + halo, channels * steps, channels * per_channel,
+                      'tap steps x channels')
+
+
+def _fusion_tap_sums_cost(la: Launch, l2_bytes: int) -> LaunchCost:
+    """Fusion backward's tap sums: a program walks a chunk of one channel map in steps of
+    ``BLOCK_P`` pixels, each one round trip (its 27 loads are independent), and reduces
+    its 25 sums across its warps once at the end. Chunks of a map are consecutive
+    programs, so the halo rows they share are read while in L2."""
+    a = la.named_args()
+    steps = min(a['TILES'], math.ceil(a['H'] * a['W'] / a['BLOCK_P']))
+    return LaunchCost(la.tensor_bytes(), steps + a['N_TAPS'],
+                      steps * HBM_ROUND_TRIP_S + a['N_TAPS'] * BLOCK_EXCHANGE_S,
+                      'chunk steps + sums')
 
 
 def _border_loop_trips() -> int:
-    """Dependent loads per ring pixel of the border kernel: the centre, then for each
-    dilation ``d`` and off-centre tap at ``(oy, ox)`` a ``(|oy| + 1) x (|ox| + 1)`` loop."""
+    """Dependent steps per ring pixel of the border kernel: the centre, then for each
+    dilation ``d`` and off-centre tap at ``(oy, ox)`` a loop of ``|oy| + 1`` rows, each row's
+    ``d + 1`` loads unrolled (in flight together)."""
     trips = 1
     for dil in (1, 3, 5):
-        trips += sum((dil * (t // 3 - 1) ** 2 + 1) * (dil * (t % 3 - 1) ** 2 + 1)
-                     for t in range(9) if t != 4)
+        trips += sum(dil * (t // 3 - 1) ** 2 + 1 for t in range(9) if t != 4)
     return trips
 
 
 def _fusion_border_cost(la: Launch, l2_bytes: int) -> LaunchCost:
     """Fusion backward's border ring: ``dy`` (and ``C``) read in a band ``STENCIL_REACH + 1``
     pixels wide along the edges, ``dh`` written on the ring; the folded ranges are loops of
-    one load each, from cache after the first."""
+    one row of loads each, from cache after the first."""
     a = la.named_args()
     height, width = a['H'], a['W']
     band = 1 - max(height - 2 * (STENCIL_REACH + 1), 0) * max(
@@ -155,6 +168,7 @@ RULES: Dict[str, Callable[[Launch, int], LaunchCost]] = {
     '_selective_scan_bwd_kernel': _scan_bwd_cost,
     '_state_fusion_fwd_kernel': _fusion_fwd_cost,
     '_state_fusion_bwd_kernel': _fusion_bwd_cost,
+    '_state_fusion_tap_sums_kernel': _fusion_tap_sums_cost,
     '_state_fusion_bwd_border_kernel': _fusion_border_cost,
 }
 

@@ -139,6 +139,6 @@ def state_fusion_fwd(h: torch.Tensor, k1: torch.Tensor, k3: torch.Tensor, k5: to
         dim, height, width,
         *h.stride(), alpha.stride(0), *obs_args[3:],
         HAS_OBS=obs is not None, BLOCK_C=tiles.c, BLOCK_H=tiles.h, BLOCK_W=tiles.w,
-        num_warps=tiles.warps, maxnreg=tiles.maxnreg,
+        num_warps=tiles.warps,
     )
     return out

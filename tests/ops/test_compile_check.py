@@ -20,11 +20,13 @@ from mmspatialmamba.ops.compile_check.cases import SHAPES
 from mmspatialmamba.ops.compile_check.launch import Launch
 from mmspatialmamba.ops.compile_check.targets import ARCHS, launch_problems, resident_blocks
 from mmspatialmamba.ops.selective_scan.triton_fwd import _selective_scan_fwd_kernel
+from mmspatialmamba.ops.state_fusion.triton_bwd import _state_fusion_tap_sums_kernel
 from mmspatialmamba.ops.state_fusion.triton_fwd import _state_fusion_fwd_kernel
 
 ROOT = Path(__file__).resolve().parents[2]
 KERNELS = ('_selective_scan_fwd_kernel', '_selective_scan_bwd_kernel', '_state_fusion_fwd_kernel',
-           '_state_fusion_bwd_kernel', '_state_fusion_bwd_border_kernel')
+           '_state_fusion_bwd_kernel', '_state_fusion_tap_sums_kernel',
+           '_state_fusion_bwd_border_kernel')
 
 
 def run_python(*args, timeout=900):
@@ -152,9 +154,22 @@ def test_fusion_rule_reads_the_halo_again_only_when_neighbours_left_l2():
     assert evicted.bytes == h.nbytes * 18 // 8 + out.nbytes
 
 
-def test_border_rule_counts_the_folded_ranges_of_every_tap():
-    # Centre 1; per dilation d: 4 corners of (d+1)^2 and 4 edges of d+1 loads.
-    assert timing._border_loop_trips() == 1 + (4 * 4 + 8) + (4 * 16 + 16) + (4 * 36 + 24)
+def test_border_rule_counts_the_folded_rows_of_every_tap():
+    # Centre 1; per dilation d, rows of d + 1 loads each: 4 corners and the 2 taps above and
+    # below of d + 1 rows, the 2 taps left and right of one row.
+    assert timing._border_loop_trips() == 1 + (6 * 2 + 2) + (6 * 4 + 2) + (6 * 6 + 2)
+
+
+def test_tap_sums_rule_walks_its_chunk_then_reduces_25_sums_once():
+    dy, h = torch.empty(2, 4, 50, 84), torch.empty(2, 4, 50, 84)
+    launch = _launch(_state_fusion_tap_sums_kernel, (2, 8, 1),
+                     {'dy_ptr': dy, 'h_ptr': h, 'C_ptr': h, 'H': 50, 'W': 84},
+                     {'HAS_OBS': False, 'N_TAPS': 25, 'TILES': 32, 'BLOCK_P': 128})
+    cost = timing.launch_cost(launch, ARCHS[90])
+    assert cost.steps == 32 + 25                          # 4200 pixels: a full chunk of 32 steps
+    assert cost.chain_s == pytest.approx(32 * timing.HBM_ROUND_TRIP_S
+                                         + 25 * timing.BLOCK_EXCHANGE_S)
+    assert cost.bytes == dy.nbytes + h.nbytes
 
 
 def test_byte_floor_and_release_times():
