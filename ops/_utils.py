@@ -77,9 +77,34 @@ def scan_blocks(batch: int, dim: int, d_state: int, length: int, device: torch.d
 
 
 @dataclasses.dataclass(frozen=True)
+class MapTiles:
+    """Programs of the fusion forward: ``c`` channels x ``p`` consecutive pixels of the
+    row-major map (a run of whole and partial rows, so no tile is padded to a power of two
+    across a row)."""
+    c: int
+    p: int
+    warps: int = 4
+
+
+def map_tiles(dim: int, length: int, device: torch.device) -> MapTiles:
+    """Tiles of the fusion forward over maps of ``length`` pixels.
+
+    GPU: one channel and 512 pixels per program, 4 warps; with the kernel's loop over the
+    dilations, 56 registers on sm_90 (9 programs per SM) and no spills in the compile
+    report (1024 pixels: fewer programs on small maps, which then take fewer waves but
+    keep fewer SMs busy). Interpreter: up to 16 channels and 16384 elements.
+    """
+    if gpu_capability(device) is not None:
+        return MapTiles(1, min(512, triton.next_power_of_2(length)))
+    block_c = min(16, triton.next_power_of_2(dim))
+    return MapTiles(block_c, min(triton.next_power_of_2(length), 16384 // block_c))
+
+
+@dataclasses.dataclass(frozen=True)
 class StencilTiles:
-    """Programs of the fusion stencil: ``c`` channels x ``h`` rows x ``w`` cols of the map;
-    the backward walks each dilation's 8 off-centre taps ``taps_per_step`` at a time."""
+    """Programs of the fusion backward's ``dh`` kernel: ``c`` channels x ``h`` rows x ``w``
+    cols of the map; the loop over each dilation's 8 off-centre taps takes
+    ``taps_per_step`` per step, unrolled."""
     c: int
     h: int
     w: int
@@ -87,19 +112,16 @@ class StencilTiles:
     taps_per_step: int = 4
 
 
-def stencil_tiles(dim: int, height: int, width: int, device: torch.device,
-                  backward: bool = False) -> StencilTiles:
-    """Tiles of the fusion's forward and main backward (``dh``, ``dC``) kernels.
+def stencil_tiles(dim: int, height: int, width: int, device: torch.device) -> StencilTiles:
+    """Tiles of the fusion backward's main (``dh``, ``dC``) kernel.
 
-    GPU: one channel per program, at most 64 columns, 4 warps; 512 pixels forward, 128
-    backward (one per thread) with 4 taps per step: the sizes without spills in the
-    compile report (1024 pixels forward spill on sm_80 and sm_90; backward, 256 pixels
-    spill on sm_90 at detection stage 1, and 8 taps per step spill with the observation).
+    GPU: one channel and 128 pixels per program (one per thread), at most 64 columns, 4
+    warps, 4 taps per step: the sizes without spills in the compile report (256 pixels
+    spill on sm_90 at detection stage 1, 8 taps per step spill with the observation).
     Interpreter: up to 16 channels and 16384 elements.
     """
     if gpu_capability(device) is not None:
-        block_c, block_w = 1, min(64, triton.next_power_of_2(width))
-        budget = 128 if backward else 512
+        block_c, block_w, budget = 1, min(64, triton.next_power_of_2(width)), 128
     else:
         block_c = min(16, triton.next_power_of_2(dim))
         block_w, budget = min(256, triton.next_power_of_2(width)), 16384 // block_c

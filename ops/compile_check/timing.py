@@ -75,31 +75,36 @@ def _scan_bwd_cost(la: Launch, l2_bytes: int) -> LaunchCost:
                       steps * (2 * HBM_ROUND_TRIP_S + BLOCK_EXCHANGE_S), 'scan blocks')
 
 
-def _halo_bytes(la: Launch, l2_bytes: int, gathered: Tuple[str, ...], below: int,
-                right: int) -> int:
+def _halo_bytes(la: Launch, l2_bytes: int, gathered: Tuple[str, ...], tile: Tuple[float, float],
+                below: int, right: int) -> int:
     """Bytes of the ``gathered`` maps read again as other tiles' halo.
 
-    A tile of ``BLOCK_H x BLOCK_W`` pixels reads ``STENCIL_REACH`` more rows and columns on
-    each side. Its neighbour below starts ``below`` programs later, the one to the right
+    A tile of ``tile = (rows, cols)`` pixels reads ``STENCIL_REACH`` more rows and columns
+    on each side. Its neighbour below starts ``below`` programs later, the one to the right
     ``right`` programs later (the kernel's grid order): when the bytes the programs in
     between stream exceed L2, that side's halo comes from memory again.
     """
     a = la.named_args()
     per_program = la.tensor_bytes() / la.programs
     factor = 1.0
-    for size, block, distance in ((a['H'], a['BLOCK_H'], below), (a['W'], a['BLOCK_W'], right)):
+    for size, block, distance in ((a['H'], tile[0], below), (a['W'], tile[1], right)):
         if distance * per_program > l2_bytes:
             factor *= min(block + 2 * STENCIL_REACH, size) / min(block, size)
     return round((factor - 1) * la.tensor_bytes(*gathered))
 
 
 def _fusion_fwd_cost(la: Launch, l2_bytes: int) -> LaunchCost:
-    """Fusion forward: the 25 taps' loads are independent, so a program is one round trip.
-    Programs walk each map's tiles in raster order."""
+    """Fusion forward: the centre and the first dilation's gathers from memory, then one
+    loop step per further dilation, its 8 gathers from cache and in flight together (sm_90
+    SASS: each step's loads issue back to back). A tile is ``BLOCK_P`` consecutive pixels
+    of the row-major map, programs walk each map's tiles in order, so the tile holding the
+    rows ``STENCIL_REACH`` below starts ``ceil(STENCIL_REACH x W / BLOCK_P)`` programs later."""
     a = la.named_args()
-    halo = _halo_bytes(la, l2_bytes, ('h_ptr',), below=math.ceil(a['W'] / a['BLOCK_W']),
-                       right=1)
-    return LaunchCost(la.tensor_bytes() + halo, 1, HBM_ROUND_TRIP_S, 'stencil tile')
+    width, block = a['W'], a['BLOCK_P']
+    halo = _halo_bytes(la, l2_bytes, ('h_ptr',), tile=(max(block / width, 1), width),
+                       below=math.ceil(STENCIL_REACH * width / block), right=1)
+    return LaunchCost(la.tensor_bytes() + halo, 3, HBM_ROUND_TRIP_S + 2 * CACHED_ROUND_TRIP_S,
+                      'dilation steps')
 
 
 def _fusion_bwd_cost(la: Launch, l2_bytes: int) -> LaunchCost:
@@ -112,7 +117,7 @@ def _fusion_bwd_cost(la: Launch, l2_bytes: int) -> LaunchCost:
     channels = a['GROUP_D'] // a['BLOCK_C']
     steps = 1 + math.ceil(24 / a['TAPS_PER_STEP'])
     per_channel = HBM_ROUND_TRIP_S + (steps - 1) * CACHED_ROUND_TRIP_S
-    halo = _halo_bytes(la, l2_bytes, ('h_ptr', 'dy_ptr'),
+    halo = _halo_bytes(la, l2_bytes, ('h_ptr', 'dy_ptr'), tile=(a['BLOCK_H'], a['BLOCK_W']),
                        below=math.ceil(a['W'] / a['BLOCK_W']), right=1)
     return LaunchCost(la.tensor_bytes() + halo, channels * steps, channels * per_channel,
                       'tap steps x channels')

@@ -335,7 +335,7 @@ def state_fusion_bwd(dout: torch.Tensor, h: torch.Tensor, k1: torch.Tensor, k3: 
     has_obs = C is not None
     if has_obs:
         C = _utils.inner_contiguous(C)
-    tiles = _utils.stencil_tiles(dim, height, width, device, backward=True)
+    tiles = _utils.stencil_tiles(dim, height, width, device)
     n_th, n_tw = triton.cdiv(height, tiles.h), triton.cdiv(width, tiles.w)
     # Channels per program: only the observation needs a reduction over channels (dC); a
     # group of channels adds one partial (batch, L) buffer.

@@ -143,14 +143,16 @@ def test_scan_rule_walks_the_sequence_in_blocks_and_counts_shared_storage_once()
 
 
 def test_fusion_rule_reads_the_halo_again_only_when_neighbours_left_l2():
-    h, out = torch.empty(1, 4, 56, 56), torch.empty(1, 4, 56, 56)
+    h, out = torch.empty(1, 4, 56, 64), torch.empty(1, 4, 56, 64)
     launch = _launch(_state_fusion_fwd_kernel, (28, 1, 1), {'h_ptr': h, 'out_ptr': out, 'H': 56,
-                                                            'W': 56},
-                     {'HAS_OBS': False, 'BLOCK_C': 1, 'BLOCK_H': 8, 'BLOCK_W': 64})
+                                                            'W': 64},
+                     {'HAS_OBS': False, 'BLOCK_C': 1, 'BLOCK_P': 512})
     cached = timing.launch_cost(launch, ARCHS[90])
-    assert cached.bytes == 2 * h.nbytes and cached.steps == 1
+    assert cached.bytes == 2 * h.nbytes and cached.steps == 3        # one step per dilation
+    assert cached.chain_s == pytest.approx(timing.HBM_ROUND_TRIP_S
+                                           + 2 * timing.CACHED_ROUND_TRIP_S)
     evicted = timing.launch_cost(launch, dataclasses.replace(ARCHS[90], l2_bytes=0))
-    # Rows 8 + 2 x 5 per 8-row tile; the 64-wide tile covers all 56 columns.
+    # A tile is 512 / 64 = 8 whole rows, read with 2 x 5 halo rows; no column halo.
     assert evicted.bytes == h.nbytes * 18 // 8 + out.nbytes
 
 

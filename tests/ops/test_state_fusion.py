@@ -33,6 +33,15 @@ def test_state_fusion(backend, shape, dtype, options, seed):
             dtype, seed, backends=[backend])
 
 
+def test_gpu_tiles(monkeypatch, seed):
+    """The launch sizes for CUDA tensors, run under the interpreter: forward tiles of 512
+    consecutive pixels that end mid-row (a 600-pixel map), backward tiles of 4 x 32 pixels
+    and tap-sum chunks of 128-pixel steps."""
+    monkeypatch.setattr(_utils, 'gpu_capability', lambda device: (9, 0))
+    compare(state_fusion, fusion_oracle, fusion_inputs(1, 2, 20, 30, torch.float32),
+            FUSION_NAMES, torch.float32, seed, backends=['triton'])
+
+
 def test_tap_sums_over_chunks_of_several_steps(monkeypatch, seed):
     """The backward's tap sums with GPU-like chunking, made small: 2 images, each map
     (63 pixels) in chunks of 2 steps of 16 pixels, the last chunk and step partial."""
