@@ -376,7 +376,6 @@ def state_fusion_bwd(dout: torch.Tensor, h: torch.Tensor, k1: torch.Tensor, k3: 
         dim, height, width, n_bottom, side_cols, n_ring,
         *dout.stride(), alpha.stride(0), *C_strides,
         HAS_OBS=has_obs, BLOCK_C=ring.c, BLOCK_P=ring.p, num_warps=ring.warps,
-        maxnreg=ring.maxnreg,
     )
     dk1, dk3, dk5, dalpha = _tap_sums_to_grads(s_part.sum(0), k1, k3, k5, alpha)
     dC = dC_part.sum(0).view(batch, 1, height * width).to(C.dtype) if has_obs else None
