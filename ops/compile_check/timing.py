@@ -41,6 +41,8 @@ CACHED_ROUND_TRIP_S = 0.15e-6  # a load that hits L2: ~250 cycles at 1.7 GHz
 BLOCK_EXCHANGE_S = 0.3e-6      # a scan or reduction across the program's warps: 10-24
                                # bar.sync with shared-memory round trips between them (the
                                # scan kernels' sm_90 PTX), ~25 cycles each
+TAP_SUMS_EXCHANGES = 5         # the fusion's 25 tap sums reduced as one [P, 32] tile: 9
+                               # barriers in its sm_90 SASS (25 separate sums: 49)
 STENCIL_REACH = 5              # the fusion's widest tap offset (dilation 5), pixels
 FORWARD_GOAL = 1.5             # issue 9: the forward's model within 1.5x of its byte floor
 
@@ -125,13 +127,13 @@ def _fusion_bwd_cost(la: Launch, l2_bytes: int) -> LaunchCost:
 
 def _fusion_tap_sums_cost(la: Launch, l2_bytes: int) -> LaunchCost:
     """Fusion backward's tap sums: a program walks a chunk of one channel map in steps of
-    ``BLOCK_P`` pixels, each one round trip (its 27 loads are independent), and reduces
-    its 25 sums across its warps once at the end. Chunks of a map are consecutive
-    programs, so the halo rows they share are read while in L2."""
+    ``BLOCK_P`` pixels, each one round trip (its 27 loads are independent), then reduces
+    its 25 sums across its warps together: ``TAP_SUMS_EXCHANGES`` exchanges. Chunks of a map
+    are consecutive programs, so the halo rows they share are read while in L2."""
     a = la.named_args()
     steps = min(a['TILES'], math.ceil(a['H'] * a['W'] / a['BLOCK_P']))
-    return LaunchCost(la.tensor_bytes(), steps + a['N_TAPS'],
-                      steps * HBM_ROUND_TRIP_S + a['N_TAPS'] * BLOCK_EXCHANGE_S,
+    return LaunchCost(la.tensor_bytes(), steps + TAP_SUMS_EXCHANGES,
+                      steps * HBM_ROUND_TRIP_S + TAP_SUMS_EXCHANGES * BLOCK_EXCHANGE_S,
                       'chunk steps + sums')
 
 

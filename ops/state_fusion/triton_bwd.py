@@ -97,6 +97,27 @@ def _tap_products(h_base, g, rows, cols, H, W, stride_h_h, stride_h_w, mask, sum
     return out
 
 
+@triton.jit
+def _reduce_together(tiles):
+    """The sums of 32 tiles of shape [P] as ``(tap, sum)``, both [32]: one reduction of a
+    [P, 32] tile instead of 32 (each a round of exchanges across the program's warps).
+
+    ``tl.join`` stacks pairs along a new innermost axis, five times, so tile ``t`` ends at
+    the bit-reversed position of ``t`` in the flattened [P, 32] tile; ``tap`` undoes that.
+    """
+    for _ in tl.static_range(5):
+        joined = ()
+        for j in tl.static_range(len(tiles) // 2):
+            joined = joined + (tl.join(tiles[2 * j], tiles[2 * j + 1]),)
+        tiles = joined
+    stacked = tiles[0]
+    total = tl.sum(tl.reshape(stacked, [stacked.shape[0], 32]), axis=0)
+    col = tl.arange(0, 32)
+    tap = (((col & 1) << 4) | ((col & 2) << 2) | (col & 4) | ((col & 8) >> 2)
+           | ((col & 16) >> 4))
+    return tap, total
+
+
 @triton.jit(do_not_specialize=['H', 'W'])
 def _state_fusion_tap_sums_kernel(
     dy_ptr, h_ptr, C_ptr, s_part_ptr,
@@ -109,7 +130,7 @@ def _state_fusion_tap_sums_kernel(
 ):
     """Per-tap sums ``S[tap] = sum_p G[p] h[clamp(p + off)]`` of one channel map over a
     chunk of ``TILES x BLOCK_P`` pixels (row-major): the 25 sums stay tiles in registers
-    across the chunk and are reduced once at its end, not once per tile."""
+    across the chunk and are reduced together once at its end, not each once per tile."""
     chunk = tl.program_id(0)
     pid_b = (tl.program_id(1) // D).to(tl.int64)
     pid_d = (tl.program_id(1) % D).to(tl.int64)
@@ -139,11 +160,8 @@ def _state_fusion_tap_sums_kernel(
         sums5 = _tap_products(h_base, g, rows, cols, H, W, stride_h_h, stride_h_w, mask,
                               sums5, 5)
     s_ptr = s_part_ptr + ((chunk * batch + pid_b) * D + pid_d) * N_TAPS
-    tl.store(s_ptr, tl.sum(centre, axis=0))
-    for k in tl.static_range(8):
-        tl.store(s_ptr + 1 + k, tl.sum(sums1[k], axis=0))
-        tl.store(s_ptr + 9 + k, tl.sum(sums3[k], axis=0))
-        tl.store(s_ptr + 17 + k, tl.sum(sums5[k], axis=0))
+    tap, total = _reduce_together((centre,) + sums1 + sums3 + sums5 + (zero,) * 7)
+    tl.store(s_ptr + tap, total, mask=tap < N_TAPS)
 
 
 @triton.jit(do_not_specialize=['H', 'W'])

@@ -162,15 +162,16 @@ def test_border_rule_counts_the_folded_rows_of_every_tap():
     assert timing._border_loop_trips() == 1 + (6 * 2 + 2) + (6 * 4 + 2) + (6 * 6 + 2)
 
 
-def test_tap_sums_rule_walks_its_chunk_then_reduces_25_sums_once():
+def test_tap_sums_rule_walks_its_chunk_then_reduces_the_sums_together():
     dy, h = torch.empty(2, 4, 50, 84), torch.empty(2, 4, 50, 84)
     launch = _launch(_state_fusion_tap_sums_kernel, (2, 8, 1),
                      {'dy_ptr': dy, 'h_ptr': h, 'C_ptr': h, 'H': 50, 'W': 84},
                      {'HAS_OBS': False, 'N_TAPS': 25, 'TILES': 32, 'BLOCK_P': 128})
     cost = timing.launch_cost(launch, ARCHS[90])
-    assert cost.steps == 32 + 25                          # 4200 pixels: a full chunk of 32 steps
+    # 4200 pixels: a full chunk of 32 steps, then one joint reduction.
+    assert cost.steps == 32 + timing.TAP_SUMS_EXCHANGES
     assert cost.chain_s == pytest.approx(32 * timing.HBM_ROUND_TRIP_S
-                                         + 25 * timing.BLOCK_EXCHANGE_S)
+                                         + timing.TAP_SUMS_EXCHANGES * timing.BLOCK_EXCHANGE_S)
     assert cost.bytes == dy.nbytes + h.nbytes
 
 
