@@ -143,9 +143,9 @@ def tap_sum_chunks(length: int, device: torch.device) -> TapSumChunks:
 
     The kernel keeps 25 running sums per pixel of its step in registers and reduces them
     once per chunk: GPU steps of 128 pixels (one per thread: 48-62 registers, no spills in
-    the compile report), chunks of at most 32 steps, so a detection map still makes ~17 programs per
-    channel and the 25 reductions are paid once per 4096 pixels. Interpreter: one chunk of
-    up to 4096 pixels.
+    the compile report), chunks of at most 32 steps, so a detection map still makes ~17
+    programs per channel and the reduction of the 25 sums is paid once per 4096 pixels.
+    Interpreter: one chunk of up to 4096 pixels.
     """
     if gpu_capability(device) is not None:
         return TapSumChunks(32, 128)

@@ -121,7 +121,7 @@ def _reduce_together(tiles):
 @triton.jit(do_not_specialize=['H', 'W'])
 def _state_fusion_tap_sums_kernel(
     dy_ptr, h_ptr, C_ptr, s_part_ptr,
-    D, H, W, batch,
+    D, H, W, batch, n_chunks,
     stride_dy_batch, stride_dy_d, stride_dy_h, stride_dy_w,
     stride_h_batch, stride_h_d, stride_h_h, stride_h_w,
     stride_C_batch, stride_C_l,
@@ -131,9 +131,10 @@ def _state_fusion_tap_sums_kernel(
     """Per-tap sums ``S[tap] = sum_p G[p] h[clamp(p + off)]`` of one channel map over a
     chunk of ``TILES x BLOCK_P`` pixels (row-major): the 25 sums stay tiles in registers
     across the chunk and are reduced together once at its end, not each once per tile."""
-    chunk = tl.program_id(0)
-    pid_b = (tl.program_id(1) // D).to(tl.int64)
-    pid_d = (tl.program_id(1) % D).to(tl.int64)
+    chunk = tl.program_id(0) % n_chunks                   # a map's chunks run together
+    plane = tl.program_id(0) // n_chunks
+    pid_b = (plane // D).to(tl.int64)
+    pid_d = (plane % D).to(tl.int64)
     h_base = h_ptr + pid_b * stride_h_batch + pid_d * stride_h_d
     dy_base = dy_ptr + pid_b * stride_dy_batch + pid_d * stride_dy_d
     C_base = C_ptr + pid_b * stride_C_batch
@@ -366,10 +367,11 @@ def state_fusion_bwd(dout: torch.Tensor, h: torch.Tensor, k1: torch.Tensor, k3: 
     C_arg = C if has_obs else h
     C_strides = (C.stride(0), C.stride(2)) if has_obs else (0, 0)
     rows = (kernel_rows(k1), kernel_rows(k3), kernel_rows(k5))
+    h_fused = h if has_obs else dout    # read only to rebuild the fused states for dC
     _state_fusion_bwd_kernel[(batch * n_groups * n_th * n_tw,)](
-        dout, h if has_obs else dout, *rows, alpha, C_arg, dh, dC_part,
+        dout, h_fused, *rows, alpha, C_arg, dh, dC_part,
         dim, height, width, batch,
-        *dout.stride(), *(h if has_obs else dout).stride(), alpha.stride(0), *C_strides,
+        *dout.stride(), *h_fused.stride(), alpha.stride(0), *C_strides,
         HAS_OBS=has_obs, GROUP_D=group_d, TAPS_PER_STEP=tiles.taps_per_step, BLOCK_C=tiles.c,
         BLOCK_H=tiles.h, BLOCK_W=tiles.w, num_warps=tiles.warps,
     )
@@ -377,9 +379,9 @@ def state_fusion_bwd(dout: torch.Tensor, h: torch.Tensor, k1: torch.Tensor, k3: 
     n_chunks = triton.cdiv(height * width, chunks.tiles * chunks.p)
     s_part = _utils.new_output(n_chunks * batch, dim, N_TAPS, dtype=torch.float32,
                                device=device)
-    _state_fusion_tap_sums_kernel[(n_chunks, batch * dim)](
+    _state_fusion_tap_sums_kernel[(n_chunks * batch * dim,)](
         dout, h, C_arg, s_part,
-        dim, height, width, batch,
+        dim, height, width, batch, n_chunks,
         *dout.stride(), *h.stride(), *C_strides,
         HAS_OBS=has_obs, N_TAPS=N_TAPS, TILES=chunks.tiles, BLOCK_P=chunks.p,
         num_warps=chunks.warps,
