@@ -108,39 +108,78 @@ def _round_up(x: int, multiple: int) -> int:
 
 
 @dataclasses.dataclass(frozen=True)
-class StencilTiles:
-    """Programs of the fusion stencil: ``c`` channels x ``h`` rows x ``w`` cols of the map.
+class MapTiles:
+    """Programs of the fusion forward: ``c`` channels x ``p`` consecutive pixels of the
+    row-major map (a run of whole and partial rows, so no tile is padded to a power of two
+    across a row)."""
+    c: int
+    p: int
+    warps: int = 4
 
-    ``maxnreg``: registers per thread the compiler may use (None: its own choice).
+
+def map_tiles(dim: int, length: int, device: torch.device) -> MapTiles:
+    """Tiles of the fusion forward over maps of ``length`` pixels.
+
+    GPU: one channel and 512 pixels per program, 4 warps: with the kernel's loop over the
+    dilations, 72 registers and 7 programs per SM on sm_80 and sm_90, no spills (compile
+    report). Interpreter: up to 16 channels and 16384 elements.
     """
+    if gpu_capability(device) is not None:
+        return MapTiles(1, min(512, triton.next_power_of_2(length)))
+    block_c = min(16, triton.next_power_of_2(dim))
+    return MapTiles(block_c, min(triton.next_power_of_2(length), 16384 // block_c))
+
+
+@dataclasses.dataclass(frozen=True)
+class StencilTiles:
+    """Programs of the fusion backward's ``dh`` kernel: ``c`` channels x ``h`` rows x ``w``
+    cols of the map; the loop over each dilation's 8 off-centre taps takes
+    ``taps_per_step`` per step, unrolled."""
     c: int
     h: int
     w: int
     warps: int = 4
-    maxnreg: Optional[int] = None
+    taps_per_step: int = 4
 
 
-def stencil_tiles(dim: int, height: int, width: int, device: torch.device,
-                  backward: bool = False) -> StencilTiles:
-    """Tiles of the fusion's forward and main backward kernels.
+def stencil_tiles(dim: int, height: int, width: int, device: torch.device) -> StencilTiles:
+    """Tiles of the fusion backward's main (``dh``, ``dC``) kernel.
 
-    GPU: one channel per program, at most 64 columns, 4 warps; 512 pixels forward and 256
-    backward (2 per thread), the sizes without spills in the compile report (1024 pixels
-    forward or 512 backward spill on sm_80 or sm_90). Left to itself, ptxas gives the
-    backward 80 registers before sm_90 and spills; ``maxnreg=128`` lets it take the 96 it
-    needs (4 programs per SM still fit). On sm_90 the same cap makes it spill, so there the
-    choice is left to ptxas. Interpreter: up to 16 channels and 16384 elements.
+    GPU: one channel and 128 pixels per program (one per thread), at most 64 columns, 4
+    warps, 4 taps per step: the sizes without spills in the compile report (256 pixels
+    spill on sm_90 at detection stage 1, 8 taps per step spill with the observation).
+    Interpreter: up to 16 channels and 16384 elements.
     """
-    capability = gpu_capability(device)
-    if capability is not None:
-        block_c, block_w = 1, min(64, triton.next_power_of_2(width))
-        budget = 256 if backward else 512
+    if gpu_capability(device) is not None:
+        block_c, block_w, budget = 1, min(64, triton.next_power_of_2(width)), 128
     else:
         block_c = min(16, triton.next_power_of_2(dim))
         block_w, budget = min(256, triton.next_power_of_2(width)), 16384 // block_c
     block_h = min(triton.next_power_of_2(height), max(1, budget // block_w))
-    capped = backward and capability is not None and capability < (9, 0)
-    return StencilTiles(block_c, block_h, block_w, maxnreg=128 if capped else None)
+    return StencilTiles(block_c, block_h, block_w)
+
+
+@dataclasses.dataclass(frozen=True)
+class TapSumChunks:
+    """Programs of the fusion backward's tap sums: ``tiles`` steps of ``p`` pixels of one
+    channel map each."""
+    tiles: int
+    p: int
+    warps: int = 4
+
+
+def tap_sum_chunks(length: int, device: torch.device) -> TapSumChunks:
+    """Chunks of a channel map's ``length`` pixels for the tap-sum kernel.
+
+    The kernel keeps 25 running sums per pixel of its step in registers and reduces them
+    once per chunk: GPU steps of 128 pixels (one per thread: 48-62 registers, no spills in
+    the compile report), chunks of at most 32 steps, so a detection map still makes ~17
+    programs per channel and the reduction of the 25 sums is paid once per 4096 pixels.
+    Interpreter: one chunk of up to 4096 pixels.
+    """
+    if gpu_capability(device) is not None:
+        return TapSumChunks(32, 128)
+    return TapSumChunks(1, min(4096, triton.next_power_of_2(length)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,16 +188,17 @@ class RingBlocks:
     c: int
     p: int
     warps: int = 4
-    maxnreg: Optional[int] = None
 
 
 def ring_blocks(dim: int, n_ring: int, device: torch.device) -> RingBlocks:
     """Blocks of the border kernel over the ``n_ring`` pixels of the map's outer ring.
 
-    GPU: one channel and 256 ring pixels per program (128 spill on sm_90); ``maxnreg=128``
-    for the reason given in :func:`stencil_tiles` (without it, 4 bytes spill on sm_80).
+    GPU: one channel and 256 ring pixels per program: 96 registers on sm_80 and sm_90,
+    5 programs per SM, no spills in the compile report (128 pixels: 56 registers and 9
+    programs, but fewer pixels in flight per SM; ``maxnreg=128``, needed before the
+    kernel's rows were unrolled, now makes ptxas take 115 and fit 4).
     """
     if gpu_capability(device) is not None:
-        return RingBlocks(1, min(256, triton.next_power_of_2(n_ring)), maxnreg=128)
+        return RingBlocks(1, min(256, triton.next_power_of_2(n_ring)))
     block_c = min(16, triton.next_power_of_2(dim))
     return RingBlocks(block_c, min(4096 // block_c, triton.next_power_of_2(n_ring)))

@@ -41,6 +41,8 @@ CACHED_ROUND_TRIP_S = 0.15e-6  # a load that hits L2: ~250 cycles at 1.7 GHz
 BLOCK_EXCHANGE_S = 0.3e-6      # a scan or reduction across the program's warps: 10-24
                                # bar.sync with shared-memory round trips between them (the
                                # scan kernels' sm_90 PTX), ~25 cycles each
+TAP_SUMS_EXCHANGES = 5         # the fusion's 25 tap sums reduced as one [P, 32] tile: 9
+                               # barriers in its sm_90 SASS (25 separate sums: 49)
 STENCIL_REACH = 5              # the fusion's widest tap offset (dilation 5), pixels
 FORWARD_GOAL = 1.5             # issue 9: the forward's model within 1.5x of its byte floor
 
@@ -81,62 +83,80 @@ def _scan_bwd_cost(la: Launch, l2_bytes: int) -> LaunchCost:
                       steps * (2 * HBM_ROUND_TRIP_S + BLOCK_EXCHANGE_S), 'scan blocks')
 
 
-def _halo_bytes(la: Launch, l2_bytes: int, gathered: Tuple[str, ...], below: int,
-                right: int) -> int:
+def _halo_bytes(la: Launch, l2_bytes: int, gathered: Tuple[str, ...], tile: Tuple[float, float],
+                below: int, right: int) -> int:
     """Bytes of the ``gathered`` maps read again as other tiles' halo.
 
-    A tile of ``BLOCK_H x BLOCK_W`` pixels reads ``STENCIL_REACH`` more rows and columns on
-    each side. Its neighbour below starts ``below`` programs later, the one to the right
+    A tile of ``tile = (rows, cols)`` pixels reads ``STENCIL_REACH`` more rows and columns
+    on each side. Its neighbour below starts ``below`` programs later, the one to the right
     ``right`` programs later (the kernel's grid order): when the bytes the programs in
     between stream exceed L2, that side's halo comes from memory again.
     """
     a = la.named_args()
     per_program = la.tensor_bytes() / la.programs
     factor = 1.0
-    for size, block, distance in ((a['H'], a['BLOCK_H'], below), (a['W'], a['BLOCK_W'], right)):
+    for size, block, distance in ((a['H'], tile[0], below), (a['W'], tile[1], right)):
         if distance * per_program > l2_bytes:
             factor *= min(block + 2 * STENCIL_REACH, size) / min(block, size)
     return round((factor - 1) * la.tensor_bytes(*gathered))
 
 
 def _fusion_fwd_cost(la: Launch, l2_bytes: int) -> LaunchCost:
-    """Fusion forward: the 25 taps' loads are independent, so a program is one round trip.
-    Programs walk each map's tiles in raster order."""
+    """Fusion forward: the centre and the first dilation's gathers from memory, then one
+    loop step per further dilation, its 8 gathers from cache and in flight together (sm_90
+    SASS: each step's loads issue back to back). A tile is ``BLOCK_P`` consecutive pixels
+    of the row-major map, programs walk each map's tiles in order, so the tile holding the
+    rows ``STENCIL_REACH`` below starts ``ceil(STENCIL_REACH x W / BLOCK_P)`` programs later."""
     a = la.named_args()
-    halo = _halo_bytes(la, l2_bytes, ('h_ptr',), below=math.ceil(a['W'] / a['BLOCK_W']),
-                       right=1)
-    return LaunchCost(la.tensor_bytes() + halo, 1, HBM_ROUND_TRIP_S, 'stencil tile')
+    width, block = a['W'], a['BLOCK_P']
+    halo = _halo_bytes(la, l2_bytes, ('h_ptr',), tile=(max(block / width, 1), width),
+                       below=math.ceil(STENCIL_REACH * width / block), right=1)
+    return LaunchCost(la.tensor_bytes() + halo, 3, HBM_ROUND_TRIP_S + 2 * CACHED_ROUND_TRIP_S,
+                      'dilation steps')
 
 
 def _fusion_bwd_cost(la: Launch, l2_bytes: int) -> LaunchCost:
-    """Fusion backward: per channel of the program's group, the centre tile from memory,
-    then the 24 off-centre taps in a loop (one iteration at a time), each a gather from
-    cache and a tile-wide reduction of its tap sum."""
+    """Fusion backward's ``dh`` (and ``dC``): per channel of the program's group, the centre
+    tile from memory, then the 24 off-centre taps in a loop of ``TAPS_PER_STEP`` unrolled
+    taps per step, each step's gathers from cache and in flight together; nothing is
+    reduced across the program's warps per tap. Programs walk each map's tiles in raster
+    order."""
     a = la.named_args()
     channels = a['GROUP_D'] // a['BLOCK_C']
-    per_channel = (HBM_ROUND_TRIP_S + BLOCK_EXCHANGE_S
-                   + (a['N_TAPS'] - 1) * (CACHED_ROUND_TRIP_S + BLOCK_EXCHANGE_S))
-    # Grid (batch x channel groups, row tiles, column tiles), first axis fastest.
-    halo = _halo_bytes(la, l2_bytes, ('h_ptr', 'dy_ptr'), below=la.grid[0],
-                       right=la.grid[0] * la.grid[1])
-    return LaunchCost(la.tensor_bytes() + halo, channels * a['N_TAPS'], channels * per_channel,
-                      'tap loop x channels')
+    steps = 1 + math.ceil(24 / a['TAPS_PER_STEP'])
+    per_channel = HBM_ROUND_TRIP_S + (steps - 1) * CACHED_ROUND_TRIP_S
+    halo = _halo_bytes(la, l2_bytes, ('h_ptr', 'dy_ptr'), tile=(a['BLOCK_H'], a['BLOCK_W']),
+                       below=math.ceil(a['W'] / a['BLOCK_W']), right=1)
+    return LaunchCost(la.tensor_bytes() + halo, channels * steps, channels * per_channel,
+                      'tap steps x channels')
+
+
+def _fusion_tap_sums_cost(la: Launch, l2_bytes: int) -> LaunchCost:
+    """Fusion backward's tap sums: a program walks a chunk of one channel map in steps of
+    ``BLOCK_P`` pixels, each one round trip (its 27 loads are independent), then reduces
+    its 25 sums across its warps together: ``TAP_SUMS_EXCHANGES`` exchanges. Chunks of a map
+    are consecutive programs, so the halo rows they share are read while in L2."""
+    a = la.named_args()
+    steps = min(a['TILES'], math.ceil(a['H'] * a['W'] / a['BLOCK_P']))
+    return LaunchCost(la.tensor_bytes(), steps + TAP_SUMS_EXCHANGES,
+                      steps * HBM_ROUND_TRIP_S + TAP_SUMS_EXCHANGES * BLOCK_EXCHANGE_S,
+                      'chunk steps + sums')
 
 
 def _border_loop_trips() -> int:
-    """Dependent loads per ring pixel of the border kernel: the centre, then for each
-    dilation ``d`` and off-centre tap at ``(oy, ox)`` a ``(|oy| + 1) x (|ox| + 1)`` loop."""
+    """Dependent steps per ring pixel of the border kernel: the centre, then for each
+    dilation ``d`` and off-centre tap at ``(oy, ox)`` a loop of ``|oy| + 1`` rows, each row's
+    ``d + 1`` loads unrolled (in flight together)."""
     trips = 1
     for dil in (1, 3, 5):
-        trips += sum((dil * (t // 3 - 1) ** 2 + 1) * (dil * (t % 3 - 1) ** 2 + 1)
-                     for t in range(9) if t != 4)
+        trips += sum(dil * (t // 3 - 1) ** 2 + 1 for t in range(9) if t != 4)
     return trips
 
 
 def _fusion_border_cost(la: Launch, l2_bytes: int) -> LaunchCost:
     """Fusion backward's border ring: ``dy`` (and ``C``) read in a band ``STENCIL_REACH + 1``
     pixels wide along the edges, ``dh`` written on the ring; the folded ranges are loops of
-    one load each, from cache after the first."""
+    one row of loads each, from cache after the first."""
     a = la.named_args()
     height, width = a['H'], a['W']
     band = 1 - max(height - 2 * (STENCIL_REACH + 1), 0) * max(
@@ -161,6 +181,7 @@ RULES: Dict[str, Callable[[Launch, int], LaunchCost]] = {
     '_selective_scan_bwd_kernel': _scan_bwd_cost,
     '_state_fusion_fwd_kernel': _fusion_fwd_cost,
     '_state_fusion_bwd_kernel': _fusion_bwd_cost,
+    '_state_fusion_tap_sums_kernel': _fusion_tap_sums_cost,
     '_state_fusion_bwd_border_kernel': _fusion_border_cost,
 }
 

@@ -5,8 +5,11 @@ With ``G`` the gradient reaching the fused states (``dout``, or ``dy * C`` with 
 observation), the forward ``out[p] = sum_taps w h[clamp(p + off)]`` gives
 
 * kernel gradients ``dK_k[i, j] = alpha_k * S_k[i, j]`` and ``dalpha_k = sum K_k * S_k`` with
-  ``S[tap] = sum_p G[p] h[clamp(p + off)]``: a gather like the forward's, reduced per tile
-  into a partial-sum buffer and summed by the launcher (two deterministic stages);
+  ``S[tap] = sum_p G[p] h[clamp(p + off)]``: ``_state_fusion_tap_sums_kernel``, a gather like
+  the forward's whose 25 running sums stay in registers over a chunk of a channel map and
+  are reduced across the program once per chunk (not once per tap and tile: 24 of those
+  reductions per tile were most of the backward's serial depth in the compile report's
+  time model); the launcher sums the chunks' partial sums (two deterministic stages);
 * ``dh[q] = sum_taps w * sum_{p : clamp(p + off) = q} G[p]``. For a pixel off the border this is
   the plain gather ``G[q - off]`` (zero outside the map). On the border rows and columns the
   clamp folds several ``p`` onto one ``q``: along an axis the set is the range
@@ -15,9 +18,10 @@ observation), the forward ``out[p] = sum_taps w h[clamp(p + off)]`` gives
   the inner pixels, ``_state_fusion_bwd_border_kernel`` the border ring with those ranges;
   every pixel of ``dh`` is written exactly once.
 * with the observation, ``dC[p] = sum_d dy[p] fused[p]`` (``fused`` is rebuilt from the
-  same loads), reduced over channel groups into partial sums.
+  same loads in ``_state_fusion_bwd_kernel``), reduced over channel groups into partial sums.
 
-Tiles are [channels, rows, cols] as in the forward (one channel per program on the GPU).
+Tiles of ``_state_fusion_bwd_kernel`` are [channels, rows, cols] as in the forward (one
+channel per program on the GPU), walked in raster order per map as in the forward.
 """
 from typing import Optional
 
@@ -46,55 +50,142 @@ def _grad_at(dy_base, C_base, r, c, W, stride_dy_h, stride_dy_w, stride_C_l, val
 
 
 @triton.jit
-def _bwd_dilation(h_base, dy_base, C_base, rows, cols, H, W,
-                  stride_h_h, stride_h_w, stride_dy_h, stride_dy_w, stride_C_l,
-                  mask, mask_c, g, w_ptr, alpha, s_ptr, dh, fused,
-                  DIL: tl.constexpr, TAP0: tl.constexpr, HAS_OBS: tl.constexpr):
-    """Off-centre taps of one dilation: adds to ``dh`` (gather) and ``fused``; stores ``S``.
+def _dh_dilation(h_base, dy_base, C_base, rows, cols, H, W,
+                 stride_h_h, stride_h_w, stride_dy_h, stride_dy_w, stride_C_l,
+                 mask, mask_c, w_ptr, alpha, dh, fused,
+                 DIL: tl.constexpr, TAPS_PER_STEP: tl.constexpr, HAS_OBS: tl.constexpr):
+    """Off-centre taps of one dilation: adds to ``dh`` (gather of G) and, with the
+    observation, to ``fused`` (gather of h).
 
-    A loop, not unrolled: unrolled, the compiler hoists the gathers of many taps and the
-    kernel spills registers (compile report).
+    A loop of ``8 / TAPS_PER_STEP`` steps whose taps are unrolled (their loads in flight
+    together): all 24 taps unrolled, the compiler hoists their gathers and the kernel
+    spills registers (compile report).
     """
-    for k in range(8):
-        t = k + k // 4                      # 3x3 tap index, skipping the centre (4)
-        oy = (t // 3 - 1) * DIL
-        ox = (t % 3 - 1) * DIL
-        w = alpha * tl.load(w_ptr + t, mask=mask_c, other=0.0).to(tl.float32)
-        r = tl.minimum(tl.maximum(rows + oy, 0), H - 1)
-        c = tl.minimum(tl.maximum(cols + ox, 0), W - 1)
+    for k0 in range(0, 8, TAPS_PER_STEP):
+        for j in tl.static_range(TAPS_PER_STEP):
+            k = k0 + j
+            t = k + k // 4                  # 3x3 tap index, skipping the centre (4)
+            oy = (t // 3 - 1) * DIL
+            ox = (t % 3 - 1) * DIL
+            w = alpha * tl.load(w_ptr + t, mask=mask_c, other=0.0).to(tl.float32)
+            if HAS_OBS:
+                r = tl.minimum(tl.maximum(rows + oy, 0), H - 1)
+                c = tl.minimum(tl.maximum(cols + ox, 0), W - 1)
+                fused += w * tl.load(h_base + r * stride_h_h + c * stride_h_w, mask=mask,
+                                     other=0.0).to(tl.float32)
+            rs = rows - oy
+            cs = cols - ox
+            inside = mask & (rs >= 0) & (rs < H) & (cs >= 0) & (cs < W)
+            dh += w * _grad_at(dy_base, C_base, rs, cs, W, stride_dy_h, stride_dy_w,
+                               stride_C_l, inside, HAS_OBS)
+    return dh, fused
+
+
+@triton.jit
+def _tap_products(h_base, g, rows, cols, H, W, stride_h_h, stride_h_w, mask, sums,
+                  DIL: tl.constexpr):
+    """``sums`` (a tuple of 8 tiles) plus ``g * h[clamp(p + off)]`` for the 8 off-centre
+    taps of one dilation, in 3x3 order without the centre."""
+    out = ()
+    for k in tl.static_range(8):
+        t = k + k // 4
+        r = tl.minimum(tl.maximum(rows + (t // 3 - 1) * DIL, 0), H - 1)
+        c = tl.minimum(tl.maximum(cols + (t % 3 - 1) * DIL, 0), W - 1)
         hv = tl.load(h_base + r * stride_h_h + c * stride_h_w, mask=mask,
                      other=0.0).to(tl.float32)
-        s_tap = tl.sum(tl.sum(g * hv, axis=2), axis=1)[:, None, None]
-        tl.store(s_ptr + TAP0 + k, s_tap, mask=mask_c)
-        if HAS_OBS:
-            fused += w * hv
-        rs = rows - oy
-        cs = cols - ox
-        inside = mask & (rs >= 0) & (rs < H) & (cs >= 0) & (cs < W)
-        dh += w * _grad_at(dy_base, C_base, rs, cs, W, stride_dy_h, stride_dy_w,
-                           stride_C_l, inside, HAS_OBS)
-    return dh, fused
+        out = out + (sums[k] + g * hv,)
+    return out
+
+
+@triton.jit
+def _reduce_together(tiles):
+    """The sums of 32 tiles of shape [P] as ``(tap, sum)``, both [32]: one reduction of a
+    [P, 32] tile instead of 32 (each a round of exchanges across the program's warps).
+
+    ``tl.join`` stacks pairs along a new innermost axis, five times, so tile ``t`` ends at
+    the bit-reversed position of ``t`` in the flattened [P, 32] tile; ``tap`` undoes that.
+    """
+    for _ in tl.static_range(5):
+        joined = ()
+        for j in tl.static_range(len(tiles) // 2):
+            joined = joined + (tl.join(tiles[2 * j], tiles[2 * j + 1]),)
+        tiles = joined
+    stacked = tiles[0]
+    total = tl.sum(tl.reshape(stacked, [stacked.shape[0], 32]), axis=0)
+    col = tl.arange(0, 32)
+    tap = (((col & 1) << 4) | ((col & 2) << 2) | (col & 4) | ((col & 8) >> 2)
+           | ((col & 16) >> 4))
+    return tap, total
+
+
+@triton.jit(do_not_specialize=['H', 'W'])
+def _state_fusion_tap_sums_kernel(
+    dy_ptr, h_ptr, C_ptr, s_part_ptr,
+    D, H, W, batch, n_chunks,
+    stride_dy_batch, stride_dy_d, stride_dy_h, stride_dy_w,
+    stride_h_batch, stride_h_d, stride_h_h, stride_h_w,
+    stride_C_batch, stride_C_l,
+    HAS_OBS: tl.constexpr, N_TAPS: tl.constexpr, TILES: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+):
+    """Per-tap sums ``S[tap] = sum_p G[p] h[clamp(p + off)]`` of one channel map over a
+    chunk of ``TILES x BLOCK_P`` pixels (row-major): the 25 sums stay tiles in registers
+    across the chunk and are reduced together once at its end, not each once per tile."""
+    chunk = tl.program_id(0) % n_chunks                   # a map's chunks run together
+    plane = tl.program_id(0) // n_chunks
+    pid_b = (plane // D).to(tl.int64)
+    pid_d = (plane % D).to(tl.int64)
+    h_base = h_ptr + pid_b * stride_h_batch + pid_d * stride_h_d
+    dy_base = dy_ptr + pid_b * stride_dy_batch + pid_d * stride_dy_d
+    C_base = C_ptr + pid_b * stride_C_batch
+    length = H * W
+    zero = tl.zeros([BLOCK_P], dtype=tl.float32)
+    centre = zero
+    sums1 = (zero, zero, zero, zero, zero, zero, zero, zero)
+    sums3 = sums1
+    sums5 = sums1
+    start = chunk * TILES * BLOCK_P
+    for p0 in range(start, tl.minimum(start + TILES * BLOCK_P, length), BLOCK_P):
+        pos = p0 + tl.arange(0, BLOCK_P)
+        mask = pos < length
+        rows = pos // W
+        cols = pos % W
+        g = _grad_at(dy_base, C_base, rows, cols, W, stride_dy_h, stride_dy_w, stride_C_l,
+                     mask, HAS_OBS)
+        centre += g * tl.load(h_base + rows * stride_h_h + cols * stride_h_w, mask=mask,
+                              other=0.0).to(tl.float32)
+        sums1 = _tap_products(h_base, g, rows, cols, H, W, stride_h_h, stride_h_w, mask,
+                              sums1, 1)
+        sums3 = _tap_products(h_base, g, rows, cols, H, W, stride_h_h, stride_h_w, mask,
+                              sums3, 3)
+        sums5 = _tap_products(h_base, g, rows, cols, H, W, stride_h_h, stride_h_w, mask,
+                              sums5, 5)
+    s_ptr = s_part_ptr + ((chunk * batch + pid_b) * D + pid_d) * N_TAPS
+    tap, total = _reduce_together((centre,) + sums1 + sums3 + sums5 + (zero,) * 7)
+    tl.store(s_ptr + tap, total, mask=tap < N_TAPS)
 
 
 @triton.jit(do_not_specialize=['H', 'W'])
 def _state_fusion_bwd_kernel(
     dy_ptr, h_ptr, k1_ptr, k3_ptr, k5_ptr, alpha_ptr, C_ptr,
-    dh_ptr, s_part_ptr, dC_part_ptr,
-    D, H, W, batch, n_tiles_w,
+    dh_ptr, dC_part_ptr,
+    D, H, W, batch,
     stride_dy_batch, stride_dy_d, stride_dy_h, stride_dy_w,
     stride_h_batch, stride_h_d, stride_h_h, stride_h_w,
     stride_alpha,
     stride_C_batch, stride_C_l,
-    HAS_OBS: tl.constexpr, GROUP_D: tl.constexpr, N_TAPS: tl.constexpr,
+    HAS_OBS: tl.constexpr, GROUP_D: tl.constexpr, TAPS_PER_STEP: tl.constexpr,
     BLOCK_C: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr,
 ):
     n_groups = tl.cdiv(D, GROUP_D)
-    pid_b = (tl.program_id(0) // n_groups).to(tl.int64)
-    pid_g = tl.program_id(0) % n_groups
-    tile_h = tl.program_id(1)
-    tile_w = tl.program_id(2)
-    tile = (tile_h * n_tiles_w + tile_w).to(tl.int64)
-    n_tiles = tl.num_programs(1) * n_tiles_w
+    n_tiles_w = tl.cdiv(W, BLOCK_W)
+    n_tiles = tl.cdiv(H, BLOCK_H) * n_tiles_w
+    maps = tl.program_id(0) // n_tiles                    # (batch row, channel group)
+    tile = tl.program_id(0) % n_tiles
+    pid_b = (maps // n_groups).to(tl.int64)
+    pid_g = maps % n_groups
+    tile_h = tile // n_tiles_w
+    tile_w = tile % n_tiles_w
     rows = tile_h * BLOCK_H + tl.arange(0, BLOCK_H)[None, :, None]            # [1, H, 1]
     cols = tile_w * BLOCK_W + tl.arange(0, BLOCK_W)[None, None, :]            # [1, 1, W]
     in_map = (rows < H) & (cols < W)
@@ -116,25 +207,26 @@ def _state_fusion_bwd_kernel(
         k5 = k5_ptr + chans * 9
         h_base = h_ptr + pid_b * stride_h_batch + chans64 * stride_h_d
         dy_base = dy_ptr + pid_b * stride_dy_batch + chans64 * stride_dy_d
-        s_ptr = s_part_ptr + ((pid_b * n_tiles + tile) * D + chans64) * N_TAPS
 
         w_c = _centre_weight(k1, k3, k5, mask_c, a1, a3, a5)
-        g = _grad_at(dy_base, C_base, rows, cols, W, stride_dy_h, stride_dy_w, stride_C_l,
-                     mask, HAS_OBS)
-        hv = tl.load(h_base + rows * stride_h_h + cols * stride_h_w, mask=mask,
-                     other=0.0).to(tl.float32)
-        tl.store(s_ptr, tl.sum(tl.sum(g * hv, axis=2), axis=1)[:, None, None], mask=mask_c)
-        dh = w_c * g
-        fused = w_c * hv
-        dh, fused = _bwd_dilation(h_base, dy_base, C_base, rows, cols, H, W, stride_h_h,
-                                  stride_h_w, stride_dy_h, stride_dy_w, stride_C_l, mask,
-                                  mask_c, g, k1, a1, s_ptr, dh, fused, 1, 1, HAS_OBS)
-        dh, fused = _bwd_dilation(h_base, dy_base, C_base, rows, cols, H, W, stride_h_h,
-                                  stride_h_w, stride_dy_h, stride_dy_w, stride_C_l, mask,
-                                  mask_c, g, k3, a3, s_ptr, dh, fused, 3, 9, HAS_OBS)
-        dh, fused = _bwd_dilation(h_base, dy_base, C_base, rows, cols, H, W, stride_h_h,
-                                  stride_h_w, stride_dy_h, stride_dy_w, stride_C_l, mask,
-                                  mask_c, g, k5, a5, s_ptr, dh, fused, 5, 17, HAS_OBS)
+        dh = w_c * _grad_at(dy_base, C_base, rows, cols, W, stride_dy_h, stride_dy_w,
+                            stride_C_l, mask, HAS_OBS)
+        fused = tl.zeros(dh.shape, dtype=tl.float32)
+        if HAS_OBS:
+            fused = w_c * tl.load(h_base + rows * stride_h_h + cols * stride_h_w, mask=mask,
+                                  other=0.0).to(tl.float32)
+        dh, fused = _dh_dilation(h_base, dy_base, C_base, rows, cols, H, W, stride_h_h,
+                                 stride_h_w, stride_dy_h, stride_dy_w, stride_C_l, mask,
+                                 mask_c, k1, a1, dh, fused, 1, TAPS_PER_STEP,
+                                 HAS_OBS)
+        dh, fused = _dh_dilation(h_base, dy_base, C_base, rows, cols, H, W, stride_h_h,
+                                 stride_h_w, stride_dy_h, stride_dy_w, stride_C_l, mask,
+                                 mask_c, k3, a3, dh, fused, 3, TAPS_PER_STEP,
+                                 HAS_OBS)
+        dh, fused = _dh_dilation(h_base, dy_base, C_base, rows, cols, H, W, stride_h_h,
+                                 stride_h_w, stride_dy_h, stride_dy_w, stride_C_l, mask,
+                                 mask_c, k5, a5, dh, fused, 5, TAPS_PER_STEP,
+                                 HAS_OBS)
         tl.store(dh_ptr + (pid_b * D + chans64) * H * W + pos, dh.to(dh_ptr.dtype.element_ty),
                  mask=mask & inner)
         if HAS_OBS:
@@ -154,8 +246,9 @@ def _border_taps(dy_base, C_base, qy, qx, H, W, stride_dy_h, stride_dy_w, stride
     """Adds ``w * sum_{p : clamp(p + off) = q} G[p]`` over the off-centre taps of a dilation.
 
     For a tap at offset ``(oy, ox)`` the folded ranges are at most ``|oy| + 1`` rows by
-    ``|ox| + 1`` columns. Loops, not unrolled: unrolled, the ~545 loads per ring pixel of
-    the 24 taps spill registers (compile report).
+    ``|ox| + 1`` columns. Taps and rows are loops; the ``DIL + 1`` loads of a row are
+    unrolled (masked beyond the range), so they are in flight together. Unrolled further,
+    the ~545 loads per ring pixel of the 24 taps spill registers (compile report).
     """
     for k in range(8):
         t = k + k // 4                      # 3x3 tap index, skipping the centre (4)
@@ -172,7 +265,7 @@ def _border_taps(dy_base, C_base, qy, qx, H, W, stride_dy_h, stride_dy_w, stride
             row_ok = mask & (py <= y_hi)
             dy_row = dy_base + py * stride_dy_h
             C_row = C_base + py.to(tl.int64) * W * stride_C_l
-            for tx in range(DIL * (t % 3 - 1) * (t % 3 - 1) + 1):
+            for tx in tl.static_range(DIL + 1):     # masked beyond the range's length
                 px = x_lo + tx
                 ok = row_ok & (px <= x_hi)
                 g = tl.load(dy_row + px * stride_dy_w, mask=ok, other=0.0).to(tl.float32)
@@ -261,7 +354,7 @@ def state_fusion_bwd(dout: torch.Tensor, h: torch.Tensor, k1: torch.Tensor, k3: 
     has_obs = C is not None
     if has_obs:
         C = _utils.inner_contiguous(C)
-    tiles = _utils.stencil_tiles(dim, height, width, device, backward=True)
+    tiles = _utils.stencil_tiles(dim, height, width, device)
     n_th, n_tw = triton.cdiv(height, tiles.h), triton.cdiv(width, tiles.w)
     # Channels per program: only the observation needs a reduction over channels (dC); a
     # group of channels adds one partial (batch, L) buffer.
@@ -269,19 +362,29 @@ def state_fusion_bwd(dout: torch.Tensor, h: torch.Tensor, k1: torch.Tensor, k3: 
     n_groups = triton.cdiv(dim, group_d)
 
     dh = _utils.new_output(batch, dim, height, width, dtype=dh_dtype or h.dtype, device=device)
-    s_part = _utils.new_output(batch * n_th * n_tw, dim, N_TAPS, dtype=torch.float32,
-                               device=device)
     dC_part = (_utils.new_output(n_groups, batch, height * width, dtype=torch.float32,
-                                 device=device) if has_obs else s_part)
+                                 device=device) if has_obs else dh)
     C_arg = C if has_obs else h
     C_strides = (C.stride(0), C.stride(2)) if has_obs else (0, 0)
     rows = (kernel_rows(k1), kernel_rows(k3), kernel_rows(k5))
-    _state_fusion_bwd_kernel[(batch * n_groups, n_th, n_tw)](
-        dout, h, *rows, alpha, C_arg, dh, s_part, dC_part,
-        dim, height, width, batch, n_tw,
-        *dout.stride(), *h.stride(), alpha.stride(0), *C_strides,
-        HAS_OBS=has_obs, GROUP_D=group_d, N_TAPS=N_TAPS, BLOCK_C=tiles.c, BLOCK_H=tiles.h,
-        BLOCK_W=tiles.w, num_warps=tiles.warps, maxnreg=tiles.maxnreg,
+    h_fused = h if has_obs else dout    # read only to rebuild the fused states for dC
+    _state_fusion_bwd_kernel[(batch * n_groups * n_th * n_tw,)](
+        dout, h_fused, *rows, alpha, C_arg, dh, dC_part,
+        dim, height, width, batch,
+        *dout.stride(), *h_fused.stride(), alpha.stride(0), *C_strides,
+        HAS_OBS=has_obs, GROUP_D=group_d, TAPS_PER_STEP=tiles.taps_per_step, BLOCK_C=tiles.c,
+        BLOCK_H=tiles.h, BLOCK_W=tiles.w, num_warps=tiles.warps,
+    )
+    chunks = _utils.tap_sum_chunks(height * width, device)
+    n_chunks = triton.cdiv(height * width, chunks.tiles * chunks.p)
+    s_part = _utils.new_output(n_chunks * batch, dim, N_TAPS, dtype=torch.float32,
+                               device=device)
+    _state_fusion_tap_sums_kernel[(n_chunks * batch * dim,)](
+        dout, h, C_arg, s_part,
+        dim, height, width, batch, n_chunks,
+        *dout.stride(), *h.stride(), *C_strides,
+        HAS_OBS=has_obs, N_TAPS=N_TAPS, TILES=chunks.tiles, BLOCK_P=chunks.p,
+        num_warps=chunks.warps,
     )
     n_bottom = width if height > 1 else 0
     side_cols = 2 if width > 1 else 1
@@ -293,7 +396,6 @@ def state_fusion_bwd(dout: torch.Tensor, h: torch.Tensor, k1: torch.Tensor, k3: 
         dim, height, width, n_bottom, side_cols, n_ring,
         *dout.stride(), alpha.stride(0), *C_strides,
         HAS_OBS=has_obs, BLOCK_C=ring.c, BLOCK_P=ring.p, num_warps=ring.warps,
-        maxnreg=ring.maxnreg,
     )
     dk1, dk3, dk5, dalpha = _tap_sums_to_grads(s_part.sum(0), k1, k3, k5, alpha)
     dC = dC_part.sum(0).view(batch, 1, height * width).to(C.dtype) if has_obs else None

@@ -20,11 +20,13 @@ from mmspatialmamba.ops.compile_check.cases import SHAPES
 from mmspatialmamba.ops.compile_check.launch import Launch
 from mmspatialmamba.ops.compile_check.targets import ARCHS, launch_problems, resident_blocks
 from mmspatialmamba.ops.selective_scan.triton_fwd import _selective_scan_fwd_kernel
+from mmspatialmamba.ops.state_fusion.triton_bwd import _state_fusion_tap_sums_kernel
 from mmspatialmamba.ops.state_fusion.triton_fwd import _state_fusion_fwd_kernel
 
 ROOT = Path(__file__).resolve().parents[2]
 KERNELS = ('_selective_scan_fwd_kernel', '_selective_scan_bwd_kernel', '_state_fusion_fwd_kernel',
-           '_state_fusion_bwd_kernel', '_state_fusion_bwd_border_kernel')
+           '_state_fusion_bwd_kernel', '_state_fusion_tap_sums_kernel',
+           '_state_fusion_bwd_border_kernel')
 
 
 def run_python(*args, timeout=900):
@@ -147,20 +149,36 @@ def test_scan_rule_walks_the_sequence_in_blocks_and_counts_shared_storage_once()
 
 
 def test_fusion_rule_reads_the_halo_again_only_when_neighbours_left_l2():
-    h, out = torch.empty(1, 4, 56, 56), torch.empty(1, 4, 56, 56)
+    h, out = torch.empty(1, 4, 56, 64), torch.empty(1, 4, 56, 64)
     launch = _launch(_state_fusion_fwd_kernel, (28, 1, 1), {'h_ptr': h, 'out_ptr': out, 'H': 56,
-                                                            'W': 56},
-                     {'HAS_OBS': False, 'BLOCK_C': 1, 'BLOCK_H': 8, 'BLOCK_W': 64})
+                                                            'W': 64},
+                     {'HAS_OBS': False, 'BLOCK_C': 1, 'BLOCK_P': 512})
     cached = timing.launch_cost(launch, ARCHS[90])
-    assert cached.bytes == 2 * h.nbytes and cached.steps == 1
+    assert cached.bytes == 2 * h.nbytes and cached.steps == 3        # one step per dilation
+    assert cached.chain_s == pytest.approx(timing.HBM_ROUND_TRIP_S
+                                           + 2 * timing.CACHED_ROUND_TRIP_S)
     evicted = timing.launch_cost(launch, dataclasses.replace(ARCHS[90], l2_bytes=0))
-    # Rows 8 + 2 x 5 per 8-row tile; the 64-wide tile covers all 56 columns.
+    # A tile is 512 / 64 = 8 whole rows, read with 2 x 5 halo rows; no column halo.
     assert evicted.bytes == h.nbytes * 18 // 8 + out.nbytes
 
 
-def test_border_rule_counts_the_folded_ranges_of_every_tap():
-    # Centre 1; per dilation d: 4 corners of (d+1)^2 and 4 edges of d+1 loads.
-    assert timing._border_loop_trips() == 1 + (4 * 4 + 8) + (4 * 16 + 16) + (4 * 36 + 24)
+def test_border_rule_counts_the_folded_rows_of_every_tap():
+    # Centre 1; per dilation d, rows of d + 1 loads each: 4 corners and the 2 taps above and
+    # below of d + 1 rows, the 2 taps left and right of one row.
+    assert timing._border_loop_trips() == 1 + (6 * 2 + 2) + (6 * 4 + 2) + (6 * 6 + 2)
+
+
+def test_tap_sums_rule_walks_its_chunk_then_reduces_the_sums_together():
+    dy, h = torch.empty(2, 4, 50, 84), torch.empty(2, 4, 50, 84)
+    launch = _launch(_state_fusion_tap_sums_kernel, (2, 8, 1),
+                     {'dy_ptr': dy, 'h_ptr': h, 'C_ptr': h, 'H': 50, 'W': 84},
+                     {'HAS_OBS': False, 'N_TAPS': 25, 'TILES': 32, 'BLOCK_P': 128})
+    cost = timing.launch_cost(launch, ARCHS[90])
+    # 4200 pixels: a full chunk of 32 steps, then one joint reduction.
+    assert cost.steps == 32 + timing.TAP_SUMS_EXCHANGES
+    assert cost.chain_s == pytest.approx(32 * timing.HBM_ROUND_TRIP_S
+                                         + timing.TAP_SUMS_EXCHANGES * timing.BLOCK_EXCHANGE_S)
+    assert cost.bytes == dy.nbytes + h.nbytes
 
 
 def test_byte_floor_and_release_times():

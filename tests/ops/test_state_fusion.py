@@ -9,7 +9,7 @@ from op_utils import (FUSION_NAMES, GPU_DTYPES, GPU_MAP_SHAPES, MODEL_MAP_SHAPES
                       compare, compare_backends, fusion_inputs)
 from spec_oracle import fusion_oracle
 
-from mmspatialmamba.ops import state_fusion
+from mmspatialmamba.ops import _utils, state_fusion
 
 DIMS = 'BDHW'
 CASES = [
@@ -31,6 +31,24 @@ CASES = [
 def test_state_fusion(backend, shape, dtype, options, seed):
     compare(state_fusion, fusion_oracle, fusion_inputs(*shape, dtype, **options), FUSION_NAMES,
             dtype, seed, backends=[backend])
+
+
+def test_gpu_tiles(monkeypatch, seed):
+    """The launch sizes for CUDA tensors, run under the interpreter: forward tiles of 512
+    consecutive pixels that end mid-row (a 600-pixel map), backward tiles of 4 x 32 pixels
+    and tap-sum chunks of 128-pixel steps."""
+    monkeypatch.setattr(_utils, 'gpu_capability', lambda device: (9, 0))
+    compare(state_fusion, fusion_oracle, fusion_inputs(1, 2, 20, 30, torch.float32),
+            FUSION_NAMES, torch.float32, seed, backends=['triton'])
+
+
+def test_tap_sums_over_chunks_of_several_steps(monkeypatch, seed):
+    """The backward's tap sums with GPU-like chunking, made small: 2 images, each map
+    (63 pixels) in chunks of 2 steps of 16 pixels, the last chunk and step partial."""
+    monkeypatch.setattr(_utils, 'tap_sum_chunks',
+                        lambda length, device: _utils.TapSumChunks(tiles=2, p=16))
+    compare(state_fusion, fusion_oracle, fusion_inputs(2, 3, 7, 9, torch.float32),
+            FUSION_NAMES, torch.float32, seed, backends=['triton'])
 
 
 def test_full_detection_map(seed):
