@@ -45,9 +45,8 @@ def _chunked_scan(a: Tensor, b: Tensor, reverse: bool = False) -> Tensor:
     pad = n_chunks * size - length
     if pad:   # zero inputs after the end: the padded states never reach a real position
         a, b = F.pad(a, (0, 0, 0, pad)), F.pad(b, (0, 0, 0, pad))
-    states = torch.empty_like(b).view(batch, n_chunks, size, width)
     # Per position t: (batch, n_chunks, width) views of every chunk's t-th position.
-    a_t, b_t, h_t = (x.view(batch, n_chunks, size, width).unbind(2) for x in (a, b, states))
+    a_t, b_t = (x.view(batch, n_chunks, size, width).unbind(2) for x in (a, b))
     order = range(size - 1, -1, -1) if reverse else range(size)
     # Pass 1: each chunk's final state started from zero, and the product of its decays,
     # (batch, n_chunks, width); no per-position output.
@@ -65,11 +64,21 @@ def _chunked_scan(a: Tensor, b: Tensor, reverse: bool = False) -> Tensor:
         after = _chunked_scan(e.contiguous(), h.contiguous(), reverse)
         incoming = F.pad(after[:, 1:], (0, 0, 0, 1)) if reverse else \
             F.pad(after[:, :-1], (0, 0, 1, 0))
-    # Pass 2: every chunk again, from its incoming state, writing each state once (out=: no
-    # autograd runs here, see _LinearScan).
+    # Pass 2: every chunk again, from its incoming state, writing each state once.
     prev = incoming
-    for t in order:
-        prev = torch.addcmul(b_t[t], a_t[t], prev, out=h_t[t])
+    if torch.compiler.is_compiling():
+        # Traced (torch.compile, ONNX export): functional steps, stacked once. An out= write
+        # into a strided slice breaks Dynamo's graph and exports as one ScatterElements of
+        # the whole state tensor per step.
+        steps = [None] * size
+        for t in order:
+            prev = steps[t] = torch.addcmul(b_t[t], a_t[t], prev)
+        states = torch.stack(steps, 2)
+    else:   # eager: straight into the output (no autograd runs here, see _LinearScan)
+        states = torch.empty_like(b).view(batch, n_chunks, size, width)
+        h_t = states.unbind(2)
+        for t in order:
+            prev = torch.addcmul(b_t[t], a_t[t], prev, out=h_t[t])
     return states.view(batch, n_chunks * size, width)[:, :length]
 
 
