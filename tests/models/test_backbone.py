@@ -208,9 +208,12 @@ def test_triton_backend_matches_torch_backend(seed):
     for a, b in zip(outs_t, outs_k):
         err = ((a - b).norm() / a.norm()).item()
         assert err < 1e-5, f'output rel L2 {err:.3g}, seed {seed}'
+    # Typically ~1e-6 apart. A random instance can make a gradient ill-conditioned: seed
+    # 1996664613 put the two paths' last-stage A_logs gradients 8e-5 and 4e-5 from the same
+    # model in float64, 1.2e-4 apart; a wrong gradient is off by far more than 3e-4.
     for (name, _), a, b in zip(models[0].named_parameters(), grads_t, grads_k):
         err = ((a - b).norm() / a.norm().clamp_min(1e-12)).item()
-        assert err < 1e-4, f'grad of {name}: rel L2 {err:.3g}, seed {seed}'
+        assert err < 3e-4, f'grad of {name}: rel L2 {err:.3g}, seed {seed}'
 
 
 # Conventions of mmdet's and mmseg's backbones (mmseg's `pretrained`, init_cfg forms,
