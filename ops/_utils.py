@@ -25,6 +25,18 @@ def new_output(*shape: int, dtype: torch.dtype, device: torch.device) -> torch.T
     return torch.empty(*shape, dtype=dtype, device=device)
 
 
+def chunk_summaries(batch: int, dim: int, d_state: int, n_bounds: int, device: torch.device,
+                    placeholder: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Buffers of a chunked scan's summary launch, float32: the summed step sizes
+    (batch, D, n_bounds) and the state (batch, D, N, n_bounds) at each of the ``n_bounds``
+    chunk boundaries. With one chunk (``n_bounds == 0``) the kernels read and write no
+    summary, and both are ``placeholder``."""
+    if not n_bounds:
+        return placeholder, placeholder
+    return (new_output(batch, dim, n_bounds, dtype=torch.float32, device=device),
+            new_output(batch, dim, d_state, n_bounds, dtype=torch.float32, device=device))
+
+
 def inner_contiguous(x: torch.Tensor) -> torch.Tensor:
     """``x`` itself when its innermost stride is 1, else a contiguous copy.
 

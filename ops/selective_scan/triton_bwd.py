@@ -38,7 +38,7 @@ import triton
 import triton.language as tl
 
 from .. import _utils
-from .triton_fwd import _chunk_carry, _linear_combine, _softplus
+from .triton_fwd import _chunk_carry, _linear_combine, _step_size
 
 
 @triton.jit(do_not_specialize=['L', 'chunk', 'n_bounds'])
@@ -76,6 +76,7 @@ def _selective_scan_bwd_kernel(
 
     A = tl.load(A_ptr + offs_d[:, None] * stride_A_d + offs_n[None, :] * stride_A_n,
                 mask=mask_dn, other=0.0).to(tl.float32)                       # [D, N]
+    bias = tl.zeros([BLOCK_D], dtype=tl.float32)
     if HAS_BIAS:
         bias = tl.load(bias_ptr + offs_d * stride_bias_d, mask=mask_d, other=0.0).to(tl.float32)
     if HAS_SKIP:
@@ -113,14 +114,9 @@ def _selective_scan_bwd_kernel(
         mask_dnl = mask_dn[:, :, None] & mask_l[None, None, :]
 
         mask_next = mask_dl & (pos[None, :] + 1 < L)        # dt_{t+1} exists
-        x_next = tl.load(delta_row + (pos[None, :] + 1) * stride_delta_l, mask=mask_next,
-                         other=0.0).to(tl.float32)
-        if HAS_BIAS:
-            x_next = x_next + bias[:, None]
-        if SOFTPLUS:
-            dt_next = _softplus(x_next)
-        else:
-            dt_next = x_next
+        dt_next = _step_size(tl.load(delta_row + (pos[None, :] + 1) * stride_delta_l,
+                                     mask=mask_next, other=0.0).to(tl.float32),
+                             bias, HAS_BIAS, SOFTPLUS)
         # Decay from position t to t+1; 1 on padding lanes so the carry passes through them.
         a_next = tl.where(mask_l[None, None, :], tl.exp(dt_next[:, None, :] * A[:, :, None]), 1.0)
         dh = tl.load(dh_row + pos[None, None, :] * stride_dh_l, mask=mask_dnl,
@@ -132,14 +128,9 @@ def _selective_scan_bwd_kernel(
             dt_sum += tl.sum(tl.where(mask_next, dt_next, 0.0), axis=1)
         else:
             g = tl.where(mask_dnl, g, 0.0)
-            x = tl.load(delta_row + pos[None, :] * stride_delta_l, mask=mask_dl,
-                        other=0.0).to(tl.float32)
-            if HAS_BIAS:
-                x = x + bias[:, None]
-            if SOFTPLUS:
-                dt = _softplus(x)
-            else:
-                dt = x
+            x = _step_size(tl.load(delta_row + pos[None, :] * stride_delta_l, mask=mask_dl,
+                                   other=0.0).to(tl.float32), bias, HAS_BIAS, False)
+            dt = _step_size(x, bias, False, SOFTPLUS)         # x before the softplus: its slope
             mask_nl = mask_n[:, None] & mask_l[None, :]
             u = tl.load(u_row + pos[None, :] * stride_u_l, mask=mask_dl, other=0.0).to(tl.float32)
             Bv = tl.load(B_row + pos[None, :] * stride_B_l, mask=mask_nl, other=0.0).to(tl.float32)
@@ -216,12 +207,8 @@ def selective_scan_bwd(dh: torch.Tensor, u: torch.Tensor, delta: torch.Tensor, A
     dbias_part = _utils.new_output(n_chunks, batch, dim, dtype=torch.float32, device=device)
     dskip_part = (_utils.new_output(n_chunks, batch, dim, dtype=torch.float32, device=device)
                   if has_skip else dbias_part)
-    if n_bounds:
-        dt_sum = _utils.new_output(batch, dim, n_bounds, dtype=torch.float32, device=device)
-        g_start = _utils.new_output(batch, dim, d_state, n_bounds, dtype=torch.float32,
-                                    device=device)
-    else:
-        dt_sum = g_start = dA_part    # placeholders: one chunk reads and writes no summary
+    dt_sum, g_start = _utils.chunk_summaries(batch, dim, d_state, n_bounds, device,
+                                             placeholder=dA_part)
     bias = delta_bias if delta_bias is not None else A    # placeholders are never read
     dy_arg = dy if has_skip else u
     skip_arg = skip if has_skip else A

@@ -62,6 +62,17 @@ def _softplus(x):
 
 
 @triton.jit
+def _step_size(delta, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+    """``dt = softplus(delta + bias)`` from loaded float32 ``delta`` [D, L] and ``bias`` [D]
+    (not read without ``HAS_BIAS``); the softplus only with ``SOFTPLUS``."""
+    if HAS_BIAS:
+        delta = delta + bias[:, None]
+    if SOFTPLUS:
+        delta = _softplus(delta)
+    return delta
+
+
+@triton.jit
 def _chunk_carry(A, dt_sum_ptr, end_ptr, row_dn, row_d, first, step, count, n_bounds,
                  BOUNDS: tl.constexpr):
     """State entering a chunk, from the summaries of the chunks that lead to it.
@@ -110,6 +121,7 @@ def _selective_scan_fwd_kernel(
 
     A = tl.load(A_ptr + offs_d[:, None] * stride_A_d + offs_n[None, :] * stride_A_n,
                 mask=mask_dn, other=0.0).to(tl.float32)                       # [D, N]
+    bias = tl.zeros([BLOCK_D], dtype=tl.float32)
     if HAS_BIAS:
         bias = tl.load(bias_ptr + offs_d * stride_bias_d, mask=mask_d, other=0.0).to(tl.float32)
 
@@ -138,12 +150,8 @@ def _selective_scan_fwd_kernel(
         mask_l = pos < chunk_end
         mask_dl = mask_d[:, None] & mask_l[None, :]
         u = tl.load(u_row + pos[None, :] * stride_u_l, mask=mask_dl, other=0.0).to(tl.float32)
-        dt = tl.load(delta_row + pos[None, :] * stride_delta_l, mask=mask_dl,
-                     other=0.0).to(tl.float32)
-        if HAS_BIAS:
-            dt = dt + bias[:, None]
-        if SOFTPLUS:
-            dt = _softplus(dt)
+        dt = _step_size(tl.load(delta_row + pos[None, :] * stride_delta_l, mask=mask_dl,
+                                other=0.0).to(tl.float32), bias, HAS_BIAS, SOFTPLUS)
         Bv = tl.load(B_row + pos[None, :] * stride_B_l, mask=mask_n[:, None] & mask_l[None, :],
                      other=0.0).to(tl.float32)                                # [N, L]
         # Positions past the chunk get a = 1, b = 0, so the carry is the state at its last one.
@@ -180,12 +188,7 @@ def selective_scan_fwd(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B:
     blocks = _utils.scan_blocks(batch, dim, d_state, length, device)
     n_chunks = triton.cdiv(length, blocks.chunk)
     n_bounds = n_chunks - 1
-    if n_bounds:
-        dt_sum = _utils.new_output(batch, dim, n_bounds, dtype=torch.float32, device=device)
-        end = _utils.new_output(batch, dim, d_state, n_bounds, dtype=torch.float32,
-                                device=device)
-    else:
-        dt_sum = end = h        # placeholders: one chunk reads and writes no summary
+    dt_sum, end = _utils.chunk_summaries(batch, dim, d_state, n_bounds, device, placeholder=h)
     bias = delta_bias if delta_bias is not None else A  # never read when HAS_BIAS is False
 
     def launch(chunks: int, summary: bool, bounds: int) -> None:
