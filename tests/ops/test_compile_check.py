@@ -52,6 +52,12 @@ def test_quick_check_compiles_every_kernel_forward_and_backward():
     # beside the release's measured times.
     assert 'floor 343 us (5 passes)' in report and 'release fwd 4270 us' in report, report
     assert 'release fwd+bwd 15060 us' in report, report
+    # Issue 9's forward goal on the model's path: every SASF forward within 1.5x of its floor.
+    sasf_forwards = [block for block in report.split('\n-- ')
+                     if block.startswith('sasf') and block.split('\n')[0].endswith('forward')]
+    assert len(sasf_forwards) == 2, report
+    for block in sasf_forwards:
+        assert '(goal <= 1.5: met)' in block, block
 
 
 BROKEN = '''
