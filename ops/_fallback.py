@@ -93,12 +93,12 @@ def run_kernels(op: str, device: torch.device, may_fall_back: bool, kernels: Cal
         reference: Computes the same result (same shapes and dtypes) with the PyTorch path.
 
     Returns:
-        The result of ``kernels()``, or of ``reference()`` after a kernel failure (warned
-        once per op and device; later calls go straight to the reference).
+        The result of ``kernels()``, or of ``reference()`` (made contiguous) after a kernel
+        failure (warned once per op and device; later calls go straight to the reference).
     """
     key = (op, str(device))
     if may_fall_back and key in _failed:
-        return reference()
+        return _contiguous(reference())
     try:
         return kernels()
     except Exception as error:  # re-raised below unless it is a kernel failure
@@ -106,7 +106,16 @@ def run_kernels(op: str, device: torch.device, may_fall_back: bool, kernels: Cal
             raise
         _failed.add(key)
         warnings.warn(_warning(op, device, error), KernelFallbackWarning, stacklevel=2)
-    return reference()
+    return _contiguous(reference())
+
+
+def _contiguous(result: T) -> T:
+    """The reference's tensors made contiguous, as the custom ops' fake kernels declare them
+    (the PyTorch path may compute in another memory layout, e.g. time-major or channels-last);
+    ``result`` is a tensor or a list/tuple of tensors and None."""
+    if isinstance(result, Tensor):
+        return result.contiguous()
+    return type(result)(t.contiguous() if isinstance(t, Tensor) else t for t in result)
 
 
 def reference_grads(fn: Callable[..., Tensor], inputs: Sequence[Optional[Tensor]],
@@ -122,8 +131,7 @@ def reference_grads(fn: Callable[..., Tensor], inputs: Sequence[Optional[Tensor]
         grad_output: Gradient w.r.t. ``fn``'s output; same shape and dtype as that output.
 
     Returns:
-        One gradient per input, with that input's shape and dtype, contiguous; None for None
-        inputs.
+        One gradient per input, with that input's shape and dtype; None for None inputs.
     """
     present = [i for i, t in enumerate(inputs) if t is not None]
 
@@ -135,6 +143,4 @@ def reference_grads(fn: Callable[..., Tensor], inputs: Sequence[Optional[Tensor]
 
     _, vjp = torch.func.vjp(of_present, *(inputs[i] for i in present))
     grads = iter(vjp(grad_output))
-    # Contiguous, as the custom ops' fake kernels declare (the reference may compute in
-    # another memory layout, e.g. channels-last).
-    return [next(grads).contiguous() if t is not None else None for t in inputs]
+    return [next(grads) if t is not None else None for t in inputs]

@@ -16,10 +16,9 @@ from ..state_fusion.reference import state_fusion_ref
 
 def sasf_states(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, delta_bias: Optional[Tensor],
                 delta_softplus: bool = True) -> Tensor:
-    """The scan's states in float32, (batch, D, 1, L) contiguous (the layout of the Triton
-    op's saved states); arguments as ``structure_aware_ssm_ref``."""
-    h = scan_time_major(u, delta, A, B, delta_bias, delta_softplus)
-    return h.permute(0, 2, 3, 1).contiguous()
+    """The scan's states in float32, (batch, D, 1, L) (a view of time-major memory);
+    arguments as ``structure_aware_ssm_ref``."""
+    return scan_time_major(u, delta, A, B, delta_bias, delta_softplus).permute(0, 2, 3, 1)
 
 
 def _fuse_and_observe(h: Tensor, u: Tensor, C: Tensor, D: Tensor, k1: Tensor, k3: Tensor,
@@ -36,10 +35,9 @@ def _fuse_and_observe(h: Tensor, u: Tensor, C: Tensor, D: Tensor, k1: Tensor, k3
 def fuse_and_observe(h: Tensor, u: Tensor, C: Tensor, D: Tensor, k1: Tensor, k3: Tensor,
                      k5: Tensor, alpha: Tensor, hw: Sequence[int]) -> Tensor:
     """``y = C * fusion(h) + D * u`` from the float32 states ``h``, (batch, D, 1, L); other
-    arguments as ``structure_aware_ssm_ref``. Returns y, (batch, D, L), dtype of ``u``,
-    contiguous."""
+    arguments as ``structure_aware_ssm_ref``. Returns y, (batch, D, L), dtype of ``u``."""
     h = h.flatten(1, 2).transpose(1, 2).contiguous()
-    return _fuse_and_observe(h, u, C, D, k1, k3, k5, alpha, hw).to(u.dtype).contiguous()
+    return _fuse_and_observe(h, u, C, D, k1, k3, k5, alpha, hw).to(u.dtype)
 
 
 def structure_aware_ssm_ref(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,

@@ -24,7 +24,7 @@ def _scan_fwd(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Te
     return run_kernels(
         'selective_scan_fwd', u.device, may_fall_back,
         lambda: selective_scan_fwd(u, delta, A, B, delta_bias, delta_softplus),
-        lambda: selective_scan_ref(u, delta, A, B, delta_bias, delta_softplus).contiguous())
+        lambda: selective_scan_ref(u, delta, A, B, delta_bias, delta_softplus))
 
 
 @_scan_fwd.register_fake

@@ -20,7 +20,7 @@ def _fusion_fwd(h: torch.Tensor, k1: torch.Tensor, k3: torch.Tensor, k5: torch.T
                 alpha: torch.Tensor, may_fall_back: bool) -> torch.Tensor:
     return run_kernels('state_fusion_fwd', h.device, may_fall_back,
                        lambda: state_fusion_fwd(h, k1, k3, k5, alpha),
-                       lambda: state_fusion_ref(h, k1, k3, k5, alpha).contiguous())
+                       lambda: state_fusion_ref(h, k1, k3, k5, alpha))
 
 
 @_fusion_fwd.register_fake
