@@ -1,7 +1,7 @@
 """CPU speed of the Spatial-Mamba-T backbone beside mmdet's Swin-T backbone, in one process.
 
 Usage: .venv/bin/python benchmarks/bench_cpu.py [--threads N] [--repeats R] [--no-onnx]
-       [--shapes 2x96 1x224 1x512] [--json FILE]
+       [--split] [--shapes 2x96 1x224 1x512] [--json FILE]
 
 Both backbones are built here: ours as ``SpatialMamba(arch='tiny')`` on the PyTorch ops
 backend (the CPU path), Swin-T as the backbone of mmdet's
@@ -13,6 +13,12 @@ median over ``--repeats`` rounds, so load from other processes falls on both. Th
 column runs our backbone exported by ``tools/export_onnx.py``'s exporter
 (``mmspatialmamba.deploy``) at the same shape, with as many intra-op threads as PyTorch.
 The ratio columns are ours / Swin-T (below 1.0: ours is faster).
+
+``--split`` adds a second table: per model and pass, the milliseconds spent in matrix products
+and convolutions (``DENSE_OPS``, from ``torch.profiler``'s self CPU time over ``--repeats``
+profiled calls) and the rest (the median wall time minus that). Its last column is what the
+issue's goal (forward <= 1.0x Swin-T, forward+backward <= 1.3x) leaves for everything of ours
+that is not a matrix product or a convolution: ``goal x Swin-T's time - our dense time``.
 """
 import argparse
 import json
@@ -28,19 +34,23 @@ from torch import nn
 from mmspatialmamba.analysis.timing import measure
 
 SWIN_CONFIG = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py'
+GOALS = {'fwd': 1.0, 'train': 1.3}   # issue 12: ours / Swin-T at most this
+# ATen's CPU matrix products and convolutions, forward and backward (oneDNN and MKL calls).
+DENSE_OPS = frozenset({'aten::mm', 'aten::addmm', 'aten::bmm', 'aten::baddbmm',
+                       'aten::mkldnn_convolution', 'aten::convolution_backward'})
 
 
 def build_models() -> Dict[str, nn.Module]:
     """Ours (T, PyTorch ops) and mmdet's Swin-T backbone, freshly initialised."""
     from mmdet.registry import MODELS
     from mmengine.hub import get_config
-    from mmengine.registry import init_default_scope
+    from mmengine.registry import DefaultScope
 
     from mmspatialmamba.models import SpatialMamba
     backbone = get_config(SWIN_CONFIG).model.backbone
     backbone.pop('init_cfg')                        # ImageNet weights: no download needed
-    init_default_scope('mmdet')
-    swin = MODELS.build(backbone)
+    with DefaultScope.overwrite_default_scope('mmdet'):   # not left set for later builds
+        swin = MODELS.build(backbone)
     swin.init_weights()
     ours = SpatialMamba(arch='tiny', backend='torch')
     ours.init_weights()
@@ -75,6 +85,17 @@ def alternate(fns: Dict[str, Callable[[], None]], repeats: int) -> Dict[str, flo
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
+def dense_ms(fn: Callable[[], None], repeats: int) -> float:
+    """Mean milliseconds per call of ``fn`` inside ``DENSE_OPS`` (self CPU time of
+    those operators in ``torch.profiler``, over ``repeats`` calls after one untimed call)."""
+    fn()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for _ in range(repeats):
+            fn()
+    total_us = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in DENSE_OPS)
+    return total_us / 1e3 / repeats
+
+
 def onnx_runtime_ms(model: nn.Module, images: torch.Tensor, repeats: int,
                     threads: int) -> Optional[float]:
     """Median milliseconds of our backbone exported to ONNX and run by ONNX Runtime (CPU)."""
@@ -91,6 +112,19 @@ def onnx_runtime_ms(model: nn.Module, images: torch.Tensor, repeats: int,
     feed = {session.get_inputs()[0].name: images.numpy()}
     return measure(lambda: session.run(None, feed), 'cpu', warmup=1,
                    iters=repeats).median_s * 1e3
+
+
+def print_split(rows: List[dict]) -> None:
+    """The ``--split`` table: dense (matrix products, convolutions) and other milliseconds."""
+    print(f'\n{"input":>14} | {"pass":>5} | {"ours dense":>10} | {"ours rest":>9} | '
+          f'{"Swin-T dense":>12} | {"Swin-T rest":>11} | {"rest the goal allows":>20}')
+    for row in rows:
+        for mode, goal in GOALS.items():
+            ours, swin = row[f'{mode}_ours_ms'], row[f'{mode}_swin_ms']
+            ours_dense, swin_dense = row[f'{mode}_ours_dense_ms'], row[f'{mode}_swin_dense_ms']
+            print(f'{row["input"]:>14} | {mode:>5} | {ours_dense:10.0f} | {ours - ours_dense:9.0f} | '
+                  f'{swin_dense:12.0f} | {swin - swin_dense:11.0f} | '
+                  f'{goal * swin - ours_dense:20.0f}')
 
 
 def parse_shape(text: str) -> tuple:
@@ -112,6 +146,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument('--shapes', nargs='+', type=parse_shape,
                         default=[(2, 96), (1, 224), (1, 512)], help='batch x side, e.g. 1x224')
     parser.add_argument('--no-onnx', action='store_true', help='skip the ONNX Runtime column')
+    parser.add_argument('--split', action='store_true',
+                        help='also split each time into matrix products + convolutions and the rest')
     parser.add_argument('--json', help='also write the rows to this file')
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -132,11 +168,17 @@ def main(argv: Optional[List[str]] = None) -> None:
                    fwd_swin_ms=fwd['swin'], fwd_ratio=fwd['ours'] / fwd['swin'],
                    train_ours_ms=train['ours'], train_swin_ms=train['swin'],
                    train_ratio=train['ours'] / train['swin'], ort_ours_fwd_ms=ort_ms)
+        if args.split:
+            for mode, make in (('fwd', forward_fn), ('train', train_fn)):
+                for name, model in models.items():
+                    row[f'{mode}_{name}_dense_ms'] = dense_ms(make(model, images), args.repeats)
         rows.append(row)
         ort_text = 'skipped' if ort_ms is None else f'{ort_ms:.0f}'
         print(f'{row["input"]:>14} | {fwd["ours"]:9.0f} | {fwd["swin"]:10.0f} | '
               f'{row["fwd_ratio"]:5.2f} | {train["ours"]:12.0f} | {train["swin"]:14.0f} | '
               f'{row["train_ratio"]:5.2f} | {ort_text:>12}', flush=True)
+    if args.split:
+        print_split(rows)
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(dict(torch=torch.__version__, threads=args.threads,

@@ -40,6 +40,25 @@ def test_bench_cpu_rows(tmp_path, capsys):
     assert '2x3x64x64' in capsys.readouterr().out
 
 
+def test_bench_cpu_split(tmp_path, capsys):
+    """``--split``: both models' passes spend time in matrix products and convolutions (a
+    renamed profiler key would give 0), and the table prints the goal's allowance."""
+    threads = torch.get_num_threads()
+    try:
+        load_bench().main(['--shapes', '1x64', '--repeats', '1', '--threads', '1', '--no-onnx',
+                           '--split', '--json', str(tmp_path / 'cpu.json')])
+    finally:
+        torch.set_num_threads(threads)
+    (row,) = json.loads((tmp_path / 'cpu.json').read_text())['rows']
+    for mode in ('fwd', 'train'):
+        for name in ('ours', 'swin'):
+            assert 0 < row[f'{mode}_{name}_dense_ms'] < 10 * row[f'{mode}_{name}_ms'], (mode, name)
+    out = capsys.readouterr().out
+    assert 'rest the goal allows' in out
+    allowed = 1.3 * row['train_swin_ms'] - row['train_ours_dense_ms']
+    assert f'{allowed:20.0f}' in out
+
+
 def test_parse_shape():
     bench = load_bench()
     assert bench.parse_shape('1x224') == (1, 224)

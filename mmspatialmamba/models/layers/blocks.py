@@ -33,7 +33,10 @@ class ConvNormAct(nn.Module):
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding,
                               groups=groups, bias=bias)
         self.norm = build_norm_layer(norm_cfg, out_channels)[1] if norm_cfg else None
-        self.act = nn.ReLU() if act else None
+        # In place: the ReLU's input is this module's own fresh output, which no backward
+        # needs (convolutions and norms keep their inputs), and a new map of the stem's or
+        # the downsampling's size costs page faults on first touch (docs/stack.md).
+        self.act = nn.ReLU(inplace=True) if act else None
 
     def forward(self, x: Tensor) -> Tensor:
         conv = self.conv
