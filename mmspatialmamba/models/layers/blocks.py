@@ -33,10 +33,7 @@ class ConvNormAct(nn.Module):
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding,
                               groups=groups, bias=bias)
         self.norm = build_norm_layer(norm_cfg, out_channels)[1] if norm_cfg else None
-        # In place: the ReLU's input is this module's own fresh output, which no backward
-        # needs (convolutions and norms keep their inputs), and a new map of the stem's or
-        # the downsampling's size costs page faults on first touch (docs/stack.md).
-        self.act = nn.ReLU(inplace=True) if act else None
+        self.act = act
 
     def forward(self, x: Tensor) -> Tensor:
         conv = self.conv
@@ -51,8 +48,12 @@ class ConvNormAct(nn.Module):
             x = conv(x)
         if self.norm is not None:
             x = self.norm(x)
-        if self.act is not None:
-            x = self.act(x)
+        if self.act:
+            # In place when no graph is recorded: the input is this module's own fresh
+            # output, and a new map of the stem's or the downsampling's size costs page
+            # faults on first touch (docs/stack.md). Not in training: on the pointwise path
+            # x is a permuted view, and an in-place op on a view makes autograd replay it.
+            x = F.relu(x, inplace=not (torch.is_grad_enabled() and x.requires_grad))
         return x
 
 
