@@ -62,6 +62,26 @@ class _DilatedDepthwise(torch.autograd.Function):
         return grad_x, grad_w, None
 
 
+def _replicate_pad(maps: Tensor, size: int) -> Tensor:
+    """``F.pad(maps, (size,) * 4, mode='replicate')`` of a (batch, C, H, W) channels-last map.
+
+    Under ``torch.compile`` (not ONNX export) the edges are sliced, expanded and concatenated
+    instead: Inductor in torch 2.13 cannot differentiate ``replication_pad2d`` of a
+    channels-last map (the fake kernel of its backward declares contiguous strides and the
+    compiled graph fails its stride check), while it differentiates and fuses these views.
+    Eager and exported graphs keep the one-pass ``F.pad`` (ONNX ``Pad(mode=edge)``).
+    """
+    if not torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export():
+        return F.pad(maps, (size,) * 4, mode='replicate')
+    *lead, height, width = maps.shape
+    maps = torch.cat([maps[..., :1].expand(*lead, height, size), maps,
+                      maps[..., -1:].expand(*lead, height, size)], -1)
+    width += 2 * size
+    maps = torch.cat([maps[..., :1, :].expand(*lead, size, width), maps,
+                      maps[..., -1:, :].expand(*lead, size, width)], -2)
+    return maps.contiguous(memory_format=torch.channels_last)
+
+
 def state_fusion_ref(h: Tensor, k1: Tensor, k3: Tensor, k5: Tensor, alpha: Tensor) -> Tensor:
     """Fuse states with depthwise 3x3 kernels at dilations 1, 3, 5 (replicate padding).
 
@@ -77,7 +97,7 @@ def state_fusion_ref(h: Tensor, k1: Tensor, k3: Tensor, k5: Tensor, alpha: Tenso
     maps = h.float().contiguous(memory_format=torch.channels_last)
     out = None
     for weight, kernel, dilation in zip(alpha.float(), (k1, k3, k5), DILATIONS):
-        padded = F.pad(maps, (dilation,) * 4, mode='replicate')    # stays channels-last
+        padded = _replicate_pad(maps, dilation)                    # stays channels-last
         term = _DilatedDepthwise.apply(padded, kernel.float() * weight, dilation)
         out = term if out is None else out + term
     return out.to(dtype)
