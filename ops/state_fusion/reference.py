@@ -56,7 +56,11 @@ class _DilatedDepthwise(torch.autograd.Function):
         elif ctx.needs_input_grad[1]:
             height, width = grad.shape[-2:]
             g, rows = grad.permute(0, 2, 3, 1), x.permute(0, 2, 3, 1)   # channels innermost
-            taps = [(g * rows[:, i * d:i * d + height, j * d:j * d + width]).sum((0, 1, 2))
+            # One product buffer for the nine taps: a fresh map per tap costs page faults
+            # that take longer than the product itself (docs/stack.md).
+            product = torch.empty_like(g)
+            taps = [torch.mul(g, rows[:, i * d:i * d + height, j * d:j * d + width],
+                              out=product).sum((0, 1, 2))
                     for i in range(3) for j in range(3)]
             grad_w = torch.stack(taps, 1).view(weight.shape)
         return grad_x, grad_w, None
