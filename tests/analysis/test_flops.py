@@ -31,8 +31,9 @@ def test_one_block_by_hand():
     tokens = batch * length
     assert ops['PythonOp.SASFCount'] == 7 * tokens * d * n + 27 * tokens * d
     assert ops['PythonOp.SASFCount'] == report.sasf_flops
-    assert ops['linear'] == tokens * (c * 2 * d + d * c + c * 4 * c + 4 * c * c)
-    assert ops['matmul'] == tokens * ((r + 2 * n) * d + d * r)
+    # in_proj, out_proj, fc1, fc2, dt_proj (R -> D over positions); x_proj is a matmul.
+    assert ops['linear'] == tokens * (c * 2 * d + d * c + c * 4 * c + 4 * c * c + r * d)
+    assert ops['matmul'] == tokens * (r + 2 * n) * d
     assert ops['conv'] == tokens * 9 * (c + d + c)          # cpe1, conv2d, cpe2 (depthwise)
     assert ops['layer_norm'] == tokens * 5 * (c + d + c)    # ln_1, out_norm, ln_2 (affine)
     assert report.flops == sum(ops.values())

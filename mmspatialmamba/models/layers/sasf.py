@@ -136,7 +136,10 @@ class StructureAwareSSM(nn.Module):
         u = x.reshape(batch, self.d_inner, length)
         x_dbl = torch.matmul(self.x_proj_weight, u)                  # (batch, R + 2N, L)
         dt_low, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=1)
-        delta = torch.matmul(self.dt_projs_weight, dt_low)           # (batch, D, L)
+        # Time-major like u, as one GEMM over positions: (batch, D, L) contiguous would be
+        # transposed back by the CPU scan (two copies of a (batch, L, D) map per block); the
+        # GPU kernels copy to their layout either way (ops/_utils.inner_contiguous).
+        delta = F.linear(dt_low.transpose(1, 2), self.dt_projs_weight).transpose(1, 2)
         sf = self.state_fusion
         # Dynamo cannot trace a ContextVar; the override is for eager analysis only.
         core = structure_aware_ssm if torch.compiler.is_compiling() else \
