@@ -129,10 +129,13 @@ class StructureAwareSSM(nn.Module):
         """
         batch, height, width, _ = x.shape
         length = height * width
-        x, z = self.in_proj(x).chunk(2, dim=-1)
-        # Channels-last (the half of in_proj made contiguous): the fast depthwise path, and
-        # u below is then a time-major view (batch, D, L), the layout of the CPU scan.
-        x = F.silu(self.conv2d(x.contiguous().permute(0, 3, 1, 2)))  # (batch, D, H, W)
+        # in_proj as two GEMMs, one per half of its weight: each half comes out contiguous,
+        # where chunking one output would leave strided halves (the depthwise conv would copy
+        # x). x is then a dense channels-last map (the fast depthwise path), and u below a
+        # time-major view (batch, D, L), the layout of the CPU scan.
+        w_x, w_z = self.in_proj.weight.chunk(2, dim=0)
+        x, z = F.linear(x, w_x), F.linear(x, w_z)
+        x = F.silu(self.conv2d(x.permute(0, 3, 1, 2)))               # (batch, D, H, W)
         u = x.reshape(batch, self.d_inner, length)
         x_dbl = torch.matmul(self.x_proj_weight, u)                  # (batch, R + 2N, L)
         dt_low, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=1)
