@@ -16,7 +16,8 @@ from mmengine.runner import Runner
 
 import mmspatialmamba  # noqa: F401  (registers the backbone and the safe checkpoint loader)
 from mmspatialmamba.apis import (check_datasets, config_scope, drop_pretrained_init,
-                                 exit_on_user_error, load_config, setup_launcher)
+                                 exit_on_user_error, load_config, setup_launcher,
+                                 teardown_launcher)
 from mmspatialmamba.checkpoint_io import add_trust_argument, apply_trust_argument
 
 
@@ -89,6 +90,7 @@ def main(argv=None) -> None:
         setup_launcher(cfg, args.launcher)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     runner.test()
+    teardown_launcher()
 
 
 if __name__ == '__main__':

@@ -18,7 +18,7 @@ from mmengine.runner import Runner
 
 import mmspatialmamba  # noqa: F401  (registers the backbone and the safe checkpoint loader)
 from mmspatialmamba.apis import (check_datasets, exit_on_user_error, load_config,
-                                 resolve_pretrained, setup_launcher)
+                                 resolve_pretrained, setup_launcher, teardown_launcher)
 from mmspatialmamba.checkpoint_io import add_trust_argument, apply_trust_argument
 from mmspatialmamba.engine import make_resumable, prepare_resume
 
@@ -75,6 +75,7 @@ def main(argv=None) -> None:
         make_resumable(cfg)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     runner.train()
+    teardown_launcher()
 
 
 if __name__ == '__main__':

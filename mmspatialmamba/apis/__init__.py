@@ -4,9 +4,9 @@ single-image inference (:mod:`.inference`)."""
 from .cli import exit_on_user_error
 from .config import (config_scope, drop_pretrained_init, load_config, resolve_pretrained)
 from .inference import draw_result, inference, init_model
-from .launcher import setup_launcher
+from .launcher import setup_launcher, teardown_launcher
 from .preflight import check_datasets
 
 __all__ = ['check_datasets', 'config_scope', 'draw_result', 'drop_pretrained_init',
            'exit_on_user_error', 'inference', 'init_model', 'load_config',
-           'resolve_pretrained', 'setup_launcher']
+           'resolve_pretrained', 'setup_launcher', 'teardown_launcher']

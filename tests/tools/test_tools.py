@@ -223,3 +223,20 @@ def test_torchrun_two_processes_on_cpu(ade_root, tmp_path):
     assert 'Distributed training: True' in log and 'GPU number: 2' in log, log[:3000]
     assert 'Iter(train) [2/2]' in log and 'mIoU' in _final_metrics(work_dir)
     assert 'SyncBN norm config(s) replaced by BN' in result.stdout + result.stderr
+
+
+def test_teardown_launcher_destroys_the_process_group(tmp_path):
+    """The tools destroy a run's process group when it ends (a gloo rank left to exit with the
+    group up can abort, and torchrun then fails a finished run); with no group, nothing."""
+    import torch.distributed as dist
+
+    from mmspatialmamba.apis import teardown_launcher
+    teardown_launcher()
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path / "store"}', rank=0,
+                            world_size=1)
+    try:
+        teardown_launcher()
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
