@@ -122,8 +122,8 @@ def print_split(rows: List[dict]) -> None:
         for mode, goal in GOALS.items():
             ours, swin = row[f'{mode}_ours_ms'], row[f'{mode}_swin_ms']
             ours_dense, swin_dense = row[f'{mode}_ours_dense_ms'], row[f'{mode}_swin_dense_ms']
-            print(f'{row["input"]:>14} | {mode:>5} | {ours_dense:10.0f} | {ours - ours_dense:9.0f} | '
-                  f'{swin_dense:12.0f} | {swin - swin_dense:11.0f} | '
+            print(f'{row["input"]:>14} | {mode:>5} | {ours_dense:10.0f} | '
+                  f'{ours - ours_dense:9.0f} | {swin_dense:12.0f} | {swin - swin_dense:11.0f} | '
                   f'{goal * swin - ours_dense:20.0f}')
 
 

@@ -77,12 +77,11 @@ def _replicate_pad(maps: Tensor, size: int) -> Tensor:
     """
     if not torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export():
         return F.pad(maps, (size,) * 4, mode='replicate')
-    *lead, height, width = maps.shape
-    maps = torch.cat([maps[..., :1].expand(*lead, height, size), maps,
-                      maps[..., -1:].expand(*lead, height, size)], -1)
-    width += 2 * size
-    maps = torch.cat([maps[..., :1, :].expand(*lead, size, width), maps,
-                      maps[..., -1:, :].expand(*lead, size, width)], -2)
+    for dim in (3, 2):                     # width, then height (of the widened map)
+        edge = list(maps.shape)
+        edge[dim] = size
+        first, last = maps.narrow(dim, 0, 1), maps.narrow(dim, maps.shape[dim] - 1, 1)
+        maps = torch.cat([first.expand(edge), maps, last.expand(edge)], dim)
     return maps.contiguous(memory_format=torch.channels_last)
 
 

@@ -23,14 +23,21 @@ def load_bench():
     return module
 
 
-def test_bench_cpu_rows(tmp_path, capsys):
+def run_bench(tmp_path, *args) -> dict:
+    """One round at one shape, one thread, no ONNX column; the JSON row. Restores the
+    thread count the benchmark sets."""
     threads = torch.get_num_threads()
     try:
-        load_bench().main(['--shapes', '2x64', '--repeats', '1', '--threads', '1', '--no-onnx',
-                           '--json', str(tmp_path / 'cpu.json')])
+        load_bench().main(['--repeats', '1', '--threads', '1', '--no-onnx',
+                           '--json', str(tmp_path / 'cpu.json'), *args])
     finally:
         torch.set_num_threads(threads)
     (row,) = json.loads((tmp_path / 'cpu.json').read_text())['rows']
+    return row
+
+
+def test_bench_cpu_rows(tmp_path, capsys):
+    row = run_bench(tmp_path, '--shapes', '2x64')
     assert row['input'] == '2x3x64x64'
     for key in ('fwd_ours_ms', 'fwd_swin_ms', 'train_ours_ms', 'train_swin_ms'):
         assert row[key] > 0, key
@@ -43,13 +50,7 @@ def test_bench_cpu_rows(tmp_path, capsys):
 def test_bench_cpu_split(tmp_path, capsys):
     """``--split``: both models' passes spend time in matrix products and convolutions (a
     renamed profiler key would give 0), and the table prints the goal's allowance."""
-    threads = torch.get_num_threads()
-    try:
-        load_bench().main(['--shapes', '1x64', '--repeats', '1', '--threads', '1', '--no-onnx',
-                           '--split', '--json', str(tmp_path / 'cpu.json')])
-    finally:
-        torch.set_num_threads(threads)
-    (row,) = json.loads((tmp_path / 'cpu.json').read_text())['rows']
+    row = run_bench(tmp_path, '--shapes', '1x64', '--split')
     for mode in ('fwd', 'train'):
         for name in ('ours', 'swin'):
             assert 0 < row[f'{mode}_{name}_dense_ms'] < 10 * row[f'{mode}_{name}_ms'], (mode, name)
