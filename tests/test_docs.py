@@ -13,6 +13,7 @@ sessions, issue numbers, borrowed machines, ...): files speak to users about the
 it is. In Python files only comments and strings are prose; names such as ONNX Runtime's
 ``InferenceSession`` or pytest's ``scope='session'`` are allowed.
 """
+import functools
 import glob
 import io
 import itertools
@@ -35,7 +36,7 @@ README_MAX_LINES = 170
 
 # Repository paths in prose and code: a known top-level folder, not inside a URL or path.
 PATH = re.compile(r'(?<![\w/.:-])((?:configs|tools|benchmarks|docs|mmspatialmamba|ops|tests|\.ci)'
-                  r'/[\w./{},*-]*[\w}*/])')
+                  r'/[\w./{},*-]*[\w}*/](?:::\w+)?)')
 LINK = re.compile(r'\]\(([^)\s]+)\)|<img [^>]*src="([^"]+)"')
 COMMAND = re.compile(r'(?:(?:\.venv/bin/)?python3?|bash)\s+((?:tools|benchmarks|\.ci)/[\w/.-]+)'
                      r'([^`\n]*)')
@@ -60,7 +61,7 @@ def named_paths() -> Iterator[Tuple[str, str]]:
     """(page, path) for every repository path a page names, ``::test`` suffixes split off."""
     for page in PAGES:
         for match in PATH.finditer(page_text(page)):
-            yield osp.relpath(page, ROOT), match.group(1).rstrip('.')
+            yield osp.relpath(page, ROOT), match.group(1)
 
 
 def commands() -> List[Tuple[str, str, List[str]]]:
@@ -113,7 +114,7 @@ def test_path_pattern_finds_what_pages_name():
     text = ('see `configs/maskrcnn_spatialmamba_{t,s}_3x_coco.py` and tools/train.py, '
             'https://github.com/x/tools/y.py, mmdet/.mim/tools/train.py, '
             '`tests/models/test_backbone.py::test_matches_spec_oracle`.')
-    found = [m.group(1).rstrip('.') for m in PATH.finditer(text)]
+    found = [m.group(1) for m in PATH.finditer(text)]
     assert found == ['configs/maskrcnn_spatialmamba_{t,s}_3x_coco.py', 'tools/train.py',
                      'tests/models/test_backbone.py::test_matches_spec_oracle']
     assert expand(found[0]) == ['configs/maskrcnn_spatialmamba_t_3x_coco.py',
@@ -177,6 +178,36 @@ def test_commands_exist_and_take_their_options(help_texts):
     assert not problems, f'commands or options that the tools do not have: {problems}'
 
 
+# A cited section: ``docs/kernels.md, "Chunked scan"``, ``(README, "Resuming")`` or, in a page,
+# ``[stack.md](stack.md), "Checkpoint loading"``.
+CITATION = re.compile(r'(?:\b(README|docs/[\w-]+\.md)|\]\(([\w./-]+\.md)\)),?\s*\(?"([^"\n]+)"')
+
+
+def headings(path: str) -> List[str]:
+    with open(path, encoding='utf-8') as f:
+        return [line.lstrip('#').strip() for line in f if re.match(r'#+ ', line)]
+
+
+def test_cited_files_and_sections_exist():
+    """Where a shipped file cites a page (``docs/...``, README) and a section in quotes, the
+    page exists and has a heading that starts with that section's title."""
+    problems = []
+    pages = {osp.relpath(p, ROOT) for p in PAGES}
+    for path in sorted(set(shipped_text_files()) - {SELF} | pages):
+        with open(osp.join(ROOT, path), encoding='utf-8', errors='replace') as f:
+            text = f.read()
+        for match in re.finditer(r'\b(?:docs/[\w-]+\.md|benchmarks/NOTES\.md)', text):
+            if not osp.exists(osp.join(ROOT, match.group(0))):
+                problems.append(f'{path}: {match.group(0)} does not exist')
+        for from_root, relative, section in CITATION.findall(text):
+            page = (osp.join(ROOT, 'README.md') if from_root == 'README' else
+                    osp.join(ROOT, from_root) if from_root else
+                    osp.join(ROOT, osp.dirname(path), relative))
+            if osp.exists(page) and not any(h.startswith(section) for h in headings(page)):
+                problems.append(f'{path}: no section "{section}" in {osp.relpath(page, ROOT)}')
+    assert not problems, f'citations of missing pages or sections: {sorted(set(problems))}'
+
+
 def table(path: str, header: str) -> List[List[str]]:
     """The rows (cells stripped) of the Markdown table whose header row starts ``header``."""
     lines = page_text(path).splitlines()
@@ -216,9 +247,11 @@ def test_readme_flop_table_matches_docs_results():
             assert f'{float(want[4]) / float(want[5]):.3f}' == want[6], want
 
 
-def test_docs_results_parameters_and_sasf_flops_match_the_code():
+def test_docs_results_parameters_and_sasf_flops_match_the_code(monkeypatch):
     """Parameter counts of the classifier and the backbone, built on the meta device (no
     memory, no init), and the SASF column from the release's formula at each input size."""
+    # The trunk reads its drop-path rates with linspace(...).tolist(), which needs data.
+    monkeypatch.setattr(torch, 'linspace', functools.partial(torch.linspace, device='cpu'))
     from mmspatialmamba.analysis import sasf_flops
     from mmspatialmamba.models import SpatialMamba, SpatialMambaClassifier
     from mmspatialmamba.models.trunk import ARCH_SETTINGS
