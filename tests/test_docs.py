@@ -61,7 +61,7 @@ def expand(pattern: str) -> List[str]:
 
 
 def named_paths() -> Iterator[Tuple[str, str]]:
-    """(page, path) for every repository path a page names, ``::test`` suffixes split off."""
+    """(page, path) for every repository path a page names, a ``::test`` suffix included."""
     for page in PAGES:
         for match in PATH.finditer(page_text(page)):
             yield osp.relpath(page, ROOT), match.group(1)
@@ -177,6 +177,22 @@ def test_commands_exist_and_take_their_options(help_texts):
         problems += [f'{page}: {script} {option}' for option in options
                      if not re.search(re.escape(option) + r'(?![\w-])', accepted)]
     assert not problems, f'commands or options that the tools do not have: {problems}'
+
+
+SELF = osp.relpath(__file__, ROOT)
+TEXT_SUFFIXES = ('.py', '.md', '.sh', '.txt', '.yml', '.yaml', '.cfg', '.ini', '.toml', '.cff',
+                 '.json', '')
+
+
+def shipped_text_files() -> List[str]:
+    """Git-tracked files with a text suffix (or none, e.g. ``.ci/run``), repository-relative."""
+    try:
+        listed = subprocess.run(['git', 'ls-files', '-z'], cwd=ROOT, capture_output=True,
+                                text=True, check=True).stdout.split('\0')
+    except (OSError, subprocess.CalledProcessError) as error:
+        pytest.skip(f'not a git checkout: {error}')
+    return [p for p in listed if p and osp.splitext(p)[1] in TEXT_SUFFIXES
+            and osp.isfile(osp.join(ROOT, p))]
 
 
 # A cited section: ``docs/kernels.md, "Chunked scan"``, ``(README, "Resuming")`` or, in a page,
@@ -296,9 +312,6 @@ def test_readme_quotes_the_docs_numbers():
 MAKING = re.compile(r'\bsessions?\b|\bissues? ?#?\d|\blent\b|\bdevice tool\b|\bthis VM\b|'
                     r'\bowed\b|\bseen once\b|\b20\d\d-\d\d-\d\d\b', re.I)
 ALLOWED = re.compile(r'InferenceSession|SessionOptions|sess_options|date-released: \S+')
-SELF = osp.relpath(__file__, ROOT)
-TEXT_SUFFIXES = ('.py', '.md', '.sh', '.txt', '.yml', '.yaml', '.cfg', '.ini', '.toml', '.cff',
-                 '.json', '')
 
 
 def prose_lines(path: str, text: str) -> Iterator[Tuple[int, str]]:
@@ -334,17 +347,6 @@ def test_making_words_are_found_and_names_are_not():
         "x.py:7: 'never owed'"]
     assert making_words('x.md', 'ONNX Runtime InferenceSession\nissue #9: done on this VM\n') \
         == ['x.md:2: issue #9: done on this VM']
-
-
-def shipped_text_files() -> List[str]:
-    """Git-tracked files with a text suffix (or none, e.g. ``.ci/run``), repository-relative."""
-    try:
-        listed = subprocess.run(['git', 'ls-files', '-z'], cwd=ROOT, capture_output=True,
-                                text=True, check=True).stdout.split('\0')
-    except (OSError, subprocess.CalledProcessError) as error:
-        pytest.skip(f'not a git checkout: {error}')
-    return [p for p in listed if p and osp.splitext(p)[1] in TEXT_SUFFIXES
-            and osp.isfile(osp.join(ROOT, p))]
 
 
 def test_no_shipped_file_speaks_of_the_making():
