@@ -7,9 +7,12 @@ Everything else (pipelines' structure, losses, evaluators, hooks) stays the ship
 """
 import os
 import os.path as osp
+import runpy
 import subprocess
 import sys
 from typing import List, Optional
+
+import pytest
 
 from mmengine.config import Config
 
@@ -62,6 +65,12 @@ def dump(cfg: Config, path: str) -> str:
     """Write ``cfg`` to ``path`` (a .py config file) and return the path."""
     cfg.dump(path)
     return path
+
+
+def run_script(tool: str, args: List[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run ``tools/<tool>.py`` in this process as ``python tools/<tool>.py ARGS`` would."""
+    monkeypatch.setattr(sys, 'argv', [f'{tool}.py', *args])
+    runpy.run_path(osp.join(ROOT, 'tools', f'{tool}.py'), run_name='__main__')
 
 
 def run_tool(args: List[str], cwd: Optional[str] = None, timeout: int = 240,
