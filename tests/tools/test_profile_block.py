@@ -18,7 +18,7 @@ from mmspatialmamba.models.layers import blocks, profiling
 TOOL = runpy.run_path(osp.join(ROOT, 'tools', 'profile_block.py'))
 # stage 0 of tiny (C=64, D=128) on a 16x16 map: each step costs tens of microseconds or more
 ARGS = ['--arch', 'tiny', '--stage', '0', '--batch-size', '2', '--shape', '64', '64',
-        '--device', 'cpu', '--threads', '1', '--warmup', '1', '--iters', '3']
+        '--device', 'cpu', '--threads', '1', '--warmup', '2', '--iters', '3']
 
 
 def test_parts_add_up_to_the_block(capsys):
@@ -28,7 +28,7 @@ def test_parts_add_up_to_the_block(capsys):
     assert all(rows[part]['fwd_ms'] > 0 for part in profiling.BLOCK_PARTS)
     block_ms = sum(row['fwd_ms'] for row in rows.values())
     other = rows[TOOL['OTHER']]['fwd_ms']
-    assert 0 <= other < 0.15 * block_ms, (other, block_ms, capsys.readouterr().out)
+    assert 0 <= other < 0.2 * block_ms, (other, block_ms, capsys.readouterr().out)
     for part in ('in_proj', 'sasf_core', 'out_proj', 'mlp'):  # their backward is charged too
         assert rows[part]['bwd_ms'] > 0, part
 
