@@ -261,7 +261,8 @@ def test_missing_file_names_the_fix(tmp_path):
 
 @pytest.mark.parametrize('content, problem', [
     (b'not a checkpoint', r"it is not a PyTorch checkpoint: it starts with b'not a checkpoint'"),
-    (b'<!DOCTYPE html><html><body>404 Not Found', r"starts with b'<!DOCTYPE html><h'.*HTML"),
+    (b'<!DOCTYPE html><html><body>404 Not Found',
+     r"it is not .* starts with b'<!DOCTYPE html><'.*HTML"),
     (b'', r'the file is empty'),
     (None, r'it is cut short: a torch.save zip archive without its directory'),
 ], ids=['text', 'html', 'empty', 'truncated'])
