@@ -73,6 +73,22 @@ def run_script(tool: str, args: List[str], monkeypatch: pytest.MonkeyPatch) -> N
     runpy.run_path(osp.join(ROOT, 'tools', f'{tool}.py'), run_name='__main__')
 
 
+def assert_one_line_error(tool: str, args: List[str], message: str,
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Check that ``tools/<tool>.py ARGS`` reports bad input as the tools do.
+
+    Without ``--debug`` the tool ends with ``SystemExit('error: ...')`` on one line, matching
+    ``message`` (Python prints that line to stderr, no traceback, and exits with status 1);
+    with ``--debug`` the ``BadInputError`` itself propagates (Python prints its traceback).
+    """
+    from mmspatialmamba.errors import BadInputError
+    with pytest.raises(SystemExit, match=f'^error: .*{message}') as exit_:
+        run_script(tool, args, monkeypatch)
+    assert isinstance(exit_.value.code, str) and '\n' not in exit_.value.code
+    with pytest.raises(BadInputError, match=message):
+        run_script(tool, [*args, '--debug'], monkeypatch)
+
+
 def run_tool(args: List[str], cwd: Optional[str] = None, timeout: int = 240,
              check: bool = True) -> subprocess.CompletedProcess:
     """Run ``python <args>`` (a tool under tools/) in a fresh process with 1 thread per op."""
