@@ -122,7 +122,7 @@ def checkpoints_trusted() -> bool:
     value = os.environ.get(TRUST_ENV, '').strip().lower()
     if value not in _TRUE + _FALSE:
         raise BadInputError(f'{TRUST_ENV}={os.environ[TRUST_ENV]!r}: use 1 to trust every '
-                         'checkpoint this process loads, or 0 / unset for safe loading')
+                            'checkpoint this process loads, or 0 / unset for safe loading')
     return value in _TRUE
 
 

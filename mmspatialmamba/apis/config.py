@@ -32,8 +32,8 @@ def config_scope(cfg: Config) -> str:
     scope = cfg.get('default_scope')
     if scope not in TASKS:
         raise BadInputError(f'config default_scope is {scope!r}; these tools run mmdet and mmseg '
-                         f"configs (default_scope 'mmdet' or 'mmseg'), e.g. "
-                         'configs/maskrcnn_spatialmamba_t_coco.py')
+                            f"configs (default_scope 'mmdet' or 'mmseg'), e.g. "
+                            'configs/maskrcnn_spatialmamba_t_coco.py')
     return scope
 
 
@@ -59,7 +59,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None,
     """
     if not osp.isfile(path):
         raise MissingFileError(f'config {path!r} not found; pass a config file such as '
-                                'configs/maskrcnn_spatialmamba_t_coco.py')
+                               'configs/maskrcnn_spatialmamba_t_coco.py')
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)

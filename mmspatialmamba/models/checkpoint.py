@@ -71,16 +71,17 @@ def filter_state_dict(checkpoint: Mapping, model_state: Mapping[str, Tensor]
 
     if not set(state) & set(model_state):
         raise BadInputError('the checkpoint holds no Spatial-Mamba backbone weights (looked under '
-                       "'state_dict' and 'model', with and without the 'backbone.' prefix); "
-                       f'its first keys are {list(source)[:5]}')
+                            "'state_dict' and 'model', with and without the 'backbone.' prefix); "
+                            f'its first keys are {list(source)[:5]}')
     unexpected = sorted(set(state) - set(model_state))
     if unexpected:
         raise BadInputError(f'{len(unexpected)} checkpoint keys are not in the backbone, e.g. '
-                         f'{unexpected[:5]}; is this a Spatial-Mamba checkpoint of this variant?')
+                            f'{unexpected[:5]}; is this a Spatial-Mamba checkpoint of this '
+                            'variant?')
     mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(model_state[k].shape)}'
                   for k, v in state.items() if v.shape != model_state[k].shape]
     if mismatched:
         raise BadInputError(f'{len(mismatched)} shape mismatches between checkpoint and backbone '
-                         f'(wrong arch?), e.g. {mismatched[:3]}')
+                            f'(wrong arch?), e.g. {mismatched[:3]}')
     missing = sorted(set(model_state) - set(state))
     return state, dict(skipped=skipped, missing=missing)

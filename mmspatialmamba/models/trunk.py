@@ -44,7 +44,7 @@ def resolve_arch(arch: Union[str, dict]) -> Tuple[List[int], List[int], float]:
         name = ARCH_ALIASES.get(arch.lower(), arch.lower())
         if name not in ARCH_SETTINGS:
             raise BadInputError(f'unknown arch {arch!r}; choose one of {sorted(ARCH_SETTINGS)} '
-                             'or pass dict(dims=..., depths=...)')
+                                'or pass dict(dims=..., depths=...)')
         arch = ARCH_SETTINGS[name]
     if not isinstance(arch, dict) or not {'dims', 'depths'} <= set(arch):
         raise BadInputError(f'arch must be a name or a dict with keys dims and depths, '
@@ -52,17 +52,17 @@ def resolve_arch(arch: Union[str, dict]) -> Tuple[List[int], List[int], float]:
     extra = set(arch) - {'dims', 'depths', 'drop_path_rate'}
     if extra:
         raise BadInputError(f'unknown arch keys {sorted(extra)}; allowed: dims, depths, '
-                         'drop_path_rate')
+                            'drop_path_rate')
     depths = [int(d) for d in arch['depths']]
     dims = arch['dims']
     dims = [int(dims) * 2 ** i for i in range(len(depths))] if isinstance(dims, int) else \
         [int(d) for d in dims]
     if len(dims) != len(depths) or any(d <= 0 for d in dims + depths):
         raise BadInputError(f'arch needs one positive dim and depth per stage, got dims={dims}, '
-                         f'depths={depths}')
+                            f'depths={depths}')
     if any(b != 2 * a for a, b in zip(dims, dims[1:])):
         raise BadInputError(f'each stage must double the channels (the downsampling maps C to 2C), '
-                         f'got dims={dims}')
+                            f'got dims={dims}')
     return dims, depths, float(arch.get('drop_path_rate', 0.1))
 
 
@@ -86,7 +86,7 @@ def split_init_cfg(init_cfg: InitCfg) -> Tuple[Optional[dict], List[dict]]:
     for cfg in pretrained:
         if 'checkpoint' not in cfg or set(cfg) - _PRETRAINED_KEYS:
             raise BadInputError(f"a Pretrained init_cfg takes checkpoint (required), prefix and "
-                             f"map_location, got {cfg!r}")
+                                f"map_location, got {cfg!r}")
     return (pretrained[0] if pretrained else None), [c for c in cfgs if c['type'] != 'Pretrained']
 
 
@@ -102,7 +102,7 @@ def _select_prefix(checkpoint: dict, prefix: str, path: str) -> Dict[str, Tensor
     selected = {k[len(prefix):]: v for k, v in source.items() if k.startswith(prefix)}
     if not selected:
         raise BadInputError(f'no key of {path!r} starts with the init_cfg prefix {prefix!r}; its '
-                       f'first keys are {list(source)[:5]}')
+                            f'first keys are {list(source)[:5]}')
     return selected
 
 
@@ -221,8 +221,8 @@ class SpatialMambaTrunk(BaseModule):
         name = type(self).__name__
         if path.startswith(MODEL_ZOO_SCHEMES):
             raise BadInputError(f'{path!r} is a model-zoo checkpoint of another architecture '
-                             f'(the {path.split("://")[0]}:// zoo holds no Spatial-Mamba '
-                             'weights); give a Spatial-Mamba checkpoint (local path or URL)')
+                                f'(the {path.split("://")[0]}:// zoo holds no Spatial-Mamba '
+                                'weights); give a Spatial-Mamba checkpoint (local path or URL)')
         checkpoint = CheckpointLoader.load_checkpoint(path, map_location=map_location,
                                                       logger='current')
         if prefix:

@@ -284,9 +284,9 @@ def test_other_architecture_through_pretrained_names_the_fix(tmp_path):
     with pytest.warns(UserWarning):
         model = SpatialMamba(arch=TINY, pretrained=path)
     with pytest.raises(BadInputError, match=r'resnet50.pth.*does not load: .*no Spatial-Mamba '
-                                         r'backbone weights.*Set model.pretrained=None and '
-                                         r'give the Spatial-Mamba checkpoint in '
-                                         r'model.backbone.init_cfg'):
+                                            r'backbone weights.*Set model.pretrained=None and '
+                                            r'give the Spatial-Mamba checkpoint in '
+                                            r'model.backbone.init_cfg'):
         model.init_weights()
 
 
@@ -332,7 +332,7 @@ def test_init_cfg_list_with_prefix_loads_last(tmp_path):
     missing = SpatialMamba(arch=TINY, init_cfg=dict(type='Pretrained', checkpoint=path,
                                                     prefix='student.'))
     with pytest.raises(BadInputError, match=r"no key of .*teacher.pth.* starts with the init_cfg "
-                                       r"prefix 'student.'"):
+                                            r"prefix 'student.'"):
         missing.init_weights()
 
 

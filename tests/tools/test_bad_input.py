@@ -29,8 +29,8 @@ def files(coco_root, tmp_path_factory) -> dict:
     state = {'fc.weight': torch.zeros(4, 4)}  # a classifier's weights, no backbone's
     torch.save({'state_dict': state}, str(directory / 'foreign.pth'))
     for name, prefix in (('foreign', None), ('prefixed', 'teacher.')):
-        cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=str(directory /
-                                                                            'foreign.pth'))
+        cfg.model.backbone.init_cfg = dict(type='Pretrained',
+                                           checkpoint=str(directory / 'foreign.pth'))
         if prefix:
             cfg.model.backbone.init_cfg.prefix = prefix
         paths[f'{name}_pretrained_config'] = dump(cfg, str(directory / f'det_{name}.py'))

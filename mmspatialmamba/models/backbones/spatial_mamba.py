@@ -91,7 +91,7 @@ class SpatialMamba(SpatialMambaTrunk):
                                     if -num_stages <= i < num_stages}))
         if not given or len(out_indices) != len(given):  # empty, out of range or repeated
             raise BadInputError(f'out_indices must be distinct stage indices in [0, {num_stages}) '
-                             f'(or negative, from the end), got {given}')
+                                f'(or negative, from the end), got {given}')
         if not -1 <= frozen_stages <= num_stages:
             raise BadInputError(f'frozen_stages must be in [-1, {num_stages}], got {frozen_stages}')
         self.out_indices = out_indices

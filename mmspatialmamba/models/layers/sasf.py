@@ -89,8 +89,9 @@ class StructureAwareSSM(nn.Module):
                  dt_init_floor: float = 1e-4, backend: Optional[str] = None) -> None:
         super().__init__()
         if d_state != 1:
-            raise BadInputError(f'd_state must be 1 (every published Spatial-Mamba uses 1 and the '
-                             f'state fusion is defined for one state per channel), got {d_state}')
+            raise BadInputError(f'd_state must be 1 (every published Spatial-Mamba uses 1 and '
+                                'the state fusion is defined for one state per channel), got '
+                                f'{d_state}')
         d_inner = expand * d_model
         self.d_inner = d_inner
         self.d_state = d_state
