@@ -15,6 +15,7 @@ from typing import List, Optional
 import pytest
 
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 
 from mmspatialmamba.datasets import use_synthetic_data
 
@@ -68,7 +69,13 @@ def dump(cfg: Config, path: str) -> str:
 
 
 def run_script(tool: str, args: List[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run ``tools/<tool>.py`` in this process as ``python tools/<tool>.py ARGS`` would."""
+    """Run ``tools/<tool>.py`` in this process as ``python tools/<tool>.py ARGS`` would.
+
+    The default scope a Runner sets (e.g. 'mmdet') is undone with ``monkeypatch``, so later
+    tests build from the registries they name: mmengine 0.10.7 keeps its current scope as the
+    newest entry of ``DefaultScope._instance_dict``.
+    """
+    monkeypatch.setattr(DefaultScope, '_instance_dict', DefaultScope._instance_dict.copy())
     monkeypatch.setattr(sys, 'argv', [f'{tool}.py', *args])
     runpy.run_path(osp.join(ROOT, 'tools', f'{tool}.py'), run_name='__main__')
 
