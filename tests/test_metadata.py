@@ -1,4 +1,5 @@
 """Package metadata: one version source, the license, and a valid CITATION.cff."""
+import glob
 import os.path as osp
 import subprocess
 import sys
@@ -15,6 +16,15 @@ def test_installed_version_is_the_package_version():
     """setup.py reads mmspatialmamba/version.py, so pip's metadata and the package agree
     (tools/setup_env.sh reinstalls when version.py changes)."""
     assert version('mmspatialmamba') == mmspatialmamba.__version__
+
+
+def test_the_version_is_written_once():
+    quoted = (f"'{mmspatialmamba.__version__}'", f'"{mmspatialmamba.__version__}"')
+    files = ['setup.py', 'CITATION.cff', *glob.glob('mmspatialmamba/**/*.py', root_dir=ROOT,
+                                                    recursive=True)]
+    holders = [path for path in files
+               if any(q in open(osp.join(ROOT, path)).read() for q in quoted)]
+    assert holders == ['mmspatialmamba/version.py']
 
 
 def test_setup_py_reads_the_version_file():
