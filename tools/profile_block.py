@@ -26,6 +26,7 @@ from collections import defaultdict
 from typing import Dict, List, Optional, Tuple
 
 import torch
+from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from mmspatialmamba.analysis.timing import synchronize, warm_up
@@ -41,6 +42,10 @@ OTHER = 'other'  # the block's forward time outside every part's range
 
 def attribute(events, device: str) -> Tuple[Dict[str, float], Dict[str, float], Dict[str, int]]:
     """Forward and backward time (us) per part, and how often each part's range ran.
+
+    A range is read from its CPU-side event, whose device time is that of the kernels
+    launched inside it; with CUDA activity the profiler also lists each range as a GPU
+    annotation of the same name, which is skipped.
 
     Args:
         events: ``prof.events()`` of runs of the block inside ``record_function(BLOCK_RANGE)``.
@@ -59,6 +64,8 @@ def attribute(events, device: str) -> Tuple[Dict[str, float], Dict[str, float], 
     calls: Dict[str, int] = defaultdict(int)
     block_total = 0.0
     for ev in events:
+        if ev.device_type != DeviceType.CPU:
+            continue
         if ev.name == BLOCK_RANGE:
             block_total += cost(ev)
         elif ev.name in names:

@@ -7,10 +7,12 @@ step left outside every range (the parts would no longer add up to the block's t
 import contextlib
 import os.path as osp
 import runpy
+from types import SimpleNamespace
 
 import pytest
 import torch
 from tiny_runs import ROOT
+from torch.autograd import DeviceType
 from torch.profiler import profile
 
 from mmspatialmamba.models.layers import blocks, profiling
@@ -42,6 +44,21 @@ def test_a_missing_range_stops_the_tool(monkeypatch):
     monkeypatch.setattr(blocks, 'profile_range', without_mlp)
     with pytest.raises(RuntimeError, match=r"\{'mlp': 0\}.*BLOCK_PARTS"):
         TOOL['main'](ARGS)
+
+
+def test_gpu_annotations_of_the_ranges_are_not_counted_twice():
+    """With CUDA activity each range is listed twice, on the CPU (with the device time of
+    its kernels) and as a GPU annotation; only the first counts."""
+    def event(name, device_type, device_us):
+        return SimpleNamespace(name=profiling.RANGE_PREFIX + name, device_type=device_type,
+                               device_time_total=device_us, cpu_time_total=0.0,
+                               sequence_nr=-1, cpu_parent=None)
+
+    events = [event('block', DeviceType.CPU, 6.0), event('block', DeviceType.CUDA, 6.5),
+              event('mlp', DeviceType.CPU, 5.0), event('mlp', DeviceType.CUDA, 5.5)]
+    fwd, _, calls = TOOL['attribute'](events, 'cuda')
+    assert calls == {'mlp': 1}
+    assert fwd['mlp'] == 5.0 and fwd[TOOL['OTHER']] == 1.0
 
 
 def test_ranges_record_only_under_a_profiler():
