@@ -6,11 +6,28 @@ would resolve an unpinned (or merely bounded) torch to the newest multi-GB CUDA 
 a CPU machine. Install the torch build you want first (``tools/setup_env.sh`` pins the tested
 one); ``mmspatialmamba`` checks its version at import and says what to do if it is too old.
 """
+import ast
+import os.path as osp
+
 from setuptools import find_packages, setup
+
+
+def read_version() -> str:
+    """``__version__`` from mmspatialmamba/version.py, parsed without importing the package
+    (which needs torch, not installed at build time)."""
+    path = osp.join(osp.dirname(osp.abspath(__file__)), 'mmspatialmamba', 'version.py')
+    with open(path) as f:
+        for node in ast.parse(f.read()).body:
+            if isinstance(node, ast.Assign) and \
+                    [getattr(t, 'id', None) for t in node.targets] == ['__version__']:
+                return ast.literal_eval(node.value)
+    raise RuntimeError(f'no __version__ = ... in {path}')
+
 
 setup(
     name='mmspatialmamba',
-    version='0.1.0',
+    version=read_version(),
+    license='Apache-2.0',
     description='Spatial-Mamba (ICLR 2025) backbone for mmdet and mmseg, with Triton kernels',
     python_requires='>=3.9',
     packages=(find_packages(include=['mmspatialmamba', 'mmspatialmamba.*'])

@@ -4,10 +4,13 @@ Importing the package registers ``SpatialMamba`` and ``MM_SpatialMamba`` in mmen
 ``MODELS`` registry, so configs only need
 ``custom_imports = dict(imports=['mmspatialmamba'], allow_failed_imports=False)``. It also
 makes mmengine load local checkpoints with ``weights_only=True`` (see :mod:`.checkpoint_io`).
+Bad input (a file, a config value, an argument) raises :class:`BadInputError` (see
+:mod:`.errors`).
 """
 import torch
 
-__version__ = '0.1.0'
+from .errors import BadInputError  # noqa: F401  (public: mmspatialmamba.BadInputError)
+from .version import __version__  # noqa: F401
 
 _MIN_TORCH = (2, 4)
 if tuple(int(p) for p in torch.__version__.split('.')[:2]) < _MIN_TORCH:

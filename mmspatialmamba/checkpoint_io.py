@@ -14,6 +14,9 @@ A file that needs anything else raises :class:`UnsafeCheckpointError`, naming th
 globals it needs and the opt-in for a trusted file: ``--trust-checkpoint`` on the tools or
 ``MMSM_TRUST_CHECKPOINTS=1``. With the opt-in, such a file is loaded with
 ``weights_only=False`` after a logged warning; files that load safely still load safely.
+Before any of that, :func:`check_checkpoint_file` refuses a file that is missing, empty, cut
+short or not written by ``torch.save`` at all (a text or HTML file), with a message that says
+which.
 
 Importing this module (``import mmspatialmamba`` does) registers :func:`load_from_local` as
 mmengine's loader for local paths, so ``init_cfg=Pretrained``, ``load_from``, ``resume``,
@@ -34,6 +37,7 @@ import os
 import os.path as osp
 import pickle
 import re
+import zipfile
 from collections import OrderedDict
 from typing import Any, Callable, Iterator, List, Sequence, Tuple, Union
 
@@ -41,6 +45,8 @@ import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer, print_log
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from .errors import BadInputError, MissingFileError
 
 TRUST_ENV = 'MMSM_TRUST_CHECKPOINTS'
 TRUST_FLAG = '--trust-checkpoint'
@@ -100,10 +106,10 @@ MMENGINE_CHECKPOINT_GLOBALS: List[SafeGlobal] = [
 RELEASE_CHECKPOINT_GLOBALS: List[SafeGlobal] = [(OrderedDict, 'yacs.config.CfgNode')]
 
 
-class UnsafeCheckpointError(pickle.UnpicklingError, ValueError):
+class UnsafeCheckpointError(BadInputError, pickle.UnpicklingError):
     """A checkpoint needs globals that a ``weights_only`` load does not allow.
 
-    Also a ``ValueError`` (bad input), so tools that report those as one line report it so.
+    A :class:`~mmspatialmamba.errors.BadInputError`, so the tools report it as one line.
     """
 
 
@@ -111,12 +117,12 @@ def checkpoints_trusted() -> bool:
     """Whether the user opted in to unpickling any checkpoint (``MMSM_TRUST_CHECKPOINTS``).
 
     Raises:
-        ValueError: If the variable holds something other than 1/true/yes or 0/false/no.
+        BadInputError: If the variable holds something other than 1/true/yes or 0/false/no.
     """
     value = os.environ.get(TRUST_ENV, '').strip().lower()
     if value not in _TRUE + _FALSE:
-        raise ValueError(f'{TRUST_ENV}={os.environ[TRUST_ENV]!r}: use 1 to trust every '
-                         'checkpoint this process loads, or 0 / unset for safe loading')
+        raise BadInputError(f'{TRUST_ENV}={os.environ[TRUST_ENV]!r}: use 1 to trust every '
+                            'checkpoint this process loads, or 0 / unset for safe loading')
     return value in _TRUE
 
 
@@ -154,6 +160,49 @@ def _offending_globals(filename: str, error: Exception) -> List[str]:
         return re.findall(r'GLOBAL (\S+) was not an allowed global', str(error))
 
 
+# The first bytes of the two formats torch.load reads: torch.save's zip archive (the default
+# since torch 1.6) and its legacy format, a pickle of protocol 2 or later.
+_ZIP_MAGIC = b'PK\x03\x04'
+_PICKLE_PROTO = b'\x80'
+
+
+def check_checkpoint_file(filename: str) -> None:
+    """Raise unless ``filename`` exists and looks like a file ``torch.load`` can read.
+
+    Reads the first bytes and, for the zip format, the archive's directory, which
+    ``torch.save`` writes last (a download or copy cut short has none); the weights are
+    not read. A tool calls it before its run starts, and every local load goes through it.
+
+    Raises:
+        MissingFileError: If there is no such file.
+        BadInputError: If the file is empty, cut short, or not written by ``torch.save``
+            (a text or HTML file saved under a checkpoint's name).
+    """
+    if not osp.isfile(filename):
+        raise MissingFileError(
+            f'checkpoint {filename!r} does not exist; check the path (relative paths are taken '
+            'from the current directory). For a backbone pretrained in a config, set '
+            '--cfg-options model.backbone.init_cfg.checkpoint=PATH, or init_cfg=None to train '
+            'from scratch')
+    with open(filename, 'rb') as f:
+        head = f.read(64)
+    if head.startswith(_ZIP_MAGIC):
+        if zipfile.is_zipfile(filename):
+            return
+        problem = ('it is cut short: a torch.save zip archive without its directory, as an '
+                   'interrupted download or copy leaves it; download or copy it again')
+    elif head.startswith(_PICKLE_PROTO):
+        return
+    elif not head:
+        problem = 'the file is empty; download or copy it again'
+    else:
+        problem = (f'it is not a PyTorch checkpoint: it starts with {head[:16]!r}, where a '
+                   "file written by torch.save starts with b'PK' (zip) or b'\\x80' (pickle); "
+                   'check that the path names the checkpoint (a failed download can save an '
+                   'HTML error page under its name)')
+    raise BadInputError(f'checkpoint {filename!r} cannot be loaded: {problem}')
+
+
 def load_checkpoint_file(filename: str, map_location: Any = None) -> Any:
     """``torch.load`` a local checkpoint with ``weights_only=True`` and mmengine's types.
 
@@ -165,9 +214,11 @@ def load_checkpoint_file(filename: str, map_location: Any = None) -> Any:
         The unpickled object (usually a dict).
 
     Raises:
+        MissingFileError, BadInputError: From :func:`check_checkpoint_file`.
         UnsafeCheckpointError: If the file needs other globals and the user did not opt in
             (``MMSM_TRUST_CHECKPOINTS=1`` / ``--trust-checkpoint``).
     """
+    check_checkpoint_file(filename)
     with _allowing(MMENGINE_CHECKPOINT_GLOBALS + RELEASE_CHECKPOINT_GLOBALS):
         try:
             return torch.load(filename, map_location=map_location, weights_only=True)
@@ -193,14 +244,7 @@ def load_from_local(filename: str, map_location: Any = None) -> Any:
     """mmengine's loader for local paths, through :func:`load_checkpoint_file`.
 
     Raises:
-        FileNotFoundError: If ``filename`` does not exist.
-        UnsafeCheckpointError: See :func:`load_checkpoint_file`.
+        MissingFileError, BadInputError, UnsafeCheckpointError: See
+            :func:`load_checkpoint_file`.
     """
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(
-            f'checkpoint {filename!r} does not exist; check the path (relative paths are taken '
-            'from the current directory). For a backbone pretrained in a config, set '
-            '--cfg-options model.backbone.init_cfg.checkpoint=PATH, or init_cfg=None to train '
-            'from scratch')
-    return load_checkpoint_file(filename, map_location)
+    return load_checkpoint_file(osp.expanduser(filename), map_location)

@@ -28,6 +28,7 @@ from torch import nn
 from mmspatialmamba.checkpoint_io import (MMENGINE_CHECKPOINT_GLOBALS, TRUST_ENV,
                                           UnsafeCheckpointError, checkpoints_trusted,
                                           load_checkpoint_file)
+from mmspatialmamba.errors import BadInputError, MissingFileError
 from mmspatialmamba.models import SpatialMamba
 
 TINY = dict(dims=16, depths=(1, 1, 1, 1))
@@ -249,19 +250,41 @@ def test_trust_variable_values(value, trusted, monkeypatch):
 
 def test_trust_variable_rejects_other_values(monkeypatch):
     monkeypatch.setenv(TRUST_ENV, 'maybe')
-    with pytest.raises(ValueError, match="MMSM_TRUST_CHECKPOINTS='maybe': use 1"):
+    with pytest.raises(BadInputError, match="MMSM_TRUST_CHECKPOINTS='maybe': use 1"):
         checkpoints_trusted()
 
 
 def test_missing_file_names_the_fix(tmp_path):
-    with pytest.raises(FileNotFoundError, match='model.backbone.init_cfg.checkpoint=PATH'):
+    with pytest.raises(MissingFileError, match='model.backbone.init_cfg.checkpoint=PATH'):
         CheckpointLoader.load_checkpoint(str(tmp_path / 'absent.pth'))
 
 
-def test_not_a_checkpoint_is_refused_without_running_anything(tmp_path):
-    path = tmp_path / 'text.pth'
-    path.write_text('not a checkpoint')
-    with pytest.raises(UnsafeCheckpointError, match='weights-only unpickler stopped'):
+@pytest.mark.parametrize('content, problem', [
+    (b'not a checkpoint', r"it is not a PyTorch checkpoint: it starts with b'not a checkpoint'"),
+    (b'<!DOCTYPE html><html><body>404 Not Found',
+     r"it is not .* starts with b'<!DOCTYPE html><'.*HTML"),
+    (b'', r'the file is empty'),
+    (None, r'it is cut short: a torch.save zip archive without its directory'),
+], ids=['text', 'html', 'empty', 'truncated'])
+def test_a_file_that_is_not_a_checkpoint_is_bad_input(content, problem, tmp_path):
+    """Not reported as unsafe: nothing in it was refused, it is not a checkpoint at all."""
+    path = tmp_path / 'x.pth'
+    if content is None:
+        torch.save({'w': torch.zeros(1000)}, str(path))
+        content = path.read_bytes()[:-200]
+    path.write_bytes(content)
+    with pytest.raises(BadInputError, match=f"checkpoint '.*x.pth' cannot be loaded: {problem}"
+                       ) as error:
+        load_checkpoint_file(str(path))
+    assert not isinstance(error.value, UnsafeCheckpointError)
+
+
+def test_legacy_pickle_the_unpickler_refuses_is_unsafe(tmp_path):
+    """A file in torch.save's legacy format (a pickle) that the weights-only unpickler stops
+    on is reported as unsafe, with the unpickler's reason."""
+    path = tmp_path / 'legacy.pth'
+    path.write_bytes(b'\x80\x02cos\nsystem\n.')
+    with pytest.raises(UnsafeCheckpointError, match='cannot be loaded with weights_only=True'):
         load_checkpoint_file(str(path))
 
 

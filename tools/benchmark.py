@@ -3,7 +3,8 @@
 Usage:
     python tools/benchmark.py --backbone tiny --batch-size 128 --shape 224 224      # GPU target
     python tools/benchmark.py --classifier tiny --batch-size 128 --amp --compile
-    python tools/benchmark.py configs/maskrcnn_spatialmamba_t_coco.py --batch-size 2 --shape 800 1344
+    python tools/benchmark.py configs/maskrcnn_spatialmamba_t_coco.py --batch-size 2 \
+        --shape 800 1344
     python tools/benchmark.py --backbone tiny --device cpu --batch-size 1 2 4 --shape 224 224 \
         --backend torch --json out.json --plot out.png
 
@@ -28,6 +29,8 @@ import torch
 from torch import nn
 
 from mmspatialmamba.analysis.timing import Measurement, measure, step_functions
+from mmspatialmamba.apis.cli import add_debug_argument, exit_on_user_error, resolve_device_args
+from mmspatialmamba.errors import BadInputError
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -58,13 +61,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                              'machine); default: torch\'s choice')
     parser.add_argument('--json', metavar='PATH', help='write the rows as JSON')
     parser.add_argument('--plot', metavar='PNG', help='plot images/s vs batch size')
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
     if sum(x is not None for x in (args.config, args.backbone, args.classifier)) != 1:
         parser.error('pass exactly one of CONFIG, --backbone ARCH, --classifier ARCH')
     if min(args.shape) < 1 or min(args.batch_size) < 1 or args.iters < 1 or args.warmup < 0:
         parser.error(f'--shape and --batch-size must be positive, --iters >= 1, --warmup >= 0; '
                      f'got shape {args.shape}, batch {args.batch_size}, iters {args.iters}')
-    from mmspatialmamba.apis.cli import resolve_device_args
     resolve_device_args(parser, args)
     if args.backend is None:
         args.backend = ['triton' if args.device == 'cuda' else 'torch']
@@ -100,16 +103,14 @@ def build_model(args: argparse.Namespace, backend: str) -> Tuple[nn.Module, str,
 def run(args: argparse.Namespace) -> List[Measurement]:
     """Every (backend, batch size, mode) combination of ``args``."""
     from mmspatialmamba.analysis.builders import synthetic_batch
-    from mmspatialmamba.apis import exit_on_user_error
     height, width = args.shape
     rows = []
     for backend in args.backend:
-        with exit_on_user_error():
-            model, task, label = build_model(args, backend)
-            if task == 'segmentation' and 'train' in args.modes and min(args.batch_size) < 2:
-                raise ValueError('training UperNet needs --batch-size >= 2 (its pyramid '
-                                 'pooling module has a BatchNorm on 1x1 maps); pass '
-                                 '--batch-size 2 or --modes inference')
+        model, task, label = build_model(args, backend)
+        if task == 'segmentation' and 'train' in args.modes and min(args.batch_size) < 2:
+            raise BadInputError('training UperNet needs --batch-size >= 2 (its pyramid '
+                                'pooling module has a BatchNorm on 1x1 maps); pass '
+                                '--batch-size 2 or --modes inference')
         model.to(args.device)
         compiled = None
         if args.compile:
@@ -182,7 +183,17 @@ def plot(rows: List[Measurement], path: str) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> List[Measurement]:
+    """Measure, print the table, optionally write JSON and a plot; returns the rows.
+
+    Bad input ends the tool with one line (exit status 1), unless ``--debug``.
+    """
     args = parse_args(argv)
+    with exit_on_user_error(args.debug):
+        return benchmark(args)
+
+
+def benchmark(args: argparse.Namespace) -> List[Measurement]:
+    """Run the measurements of ``args`` and report them."""
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     if args.device == 'cuda':

@@ -18,6 +18,7 @@ import argparse
 import sys
 from typing import List, Optional
 
+from mmspatialmamba.apis.cli import add_debug_argument, exit_on_user_error
 from mmspatialmamba.checkpoint_io import add_trust_argument, apply_trust_argument
 
 
@@ -37,6 +38,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='largest relative error accepted (default: 1e-4, float32)')
     parser.add_argument('--repeats', type=int, default=3, help='timed runs of each (median)')
     add_trust_argument(parser)
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
     if min(args.shape) < 32:
         parser.error(f'--shape must be at least 32 32 (the network downsamples 32x), '
@@ -47,16 +49,23 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Export, check, print the report; returns the exit status (0 pass, 1 fail)."""
+    """Export, check, print the report; returns the exit status (0 pass, 1 fail).
+
+    Bad input ends the tool with one line (exit status 1), unless ``--debug``.
+    """
     args = parse_args(argv)
+    with exit_on_user_error(args.debug):
+        return export_and_check(args)
+
+
+def export_and_check(args: argparse.Namespace) -> int:
+    """Export the model of ``args``, check it and report; returns the exit status."""
     import torch
     import mmspatialmamba  # noqa: F401  (registers the models)
     from mmspatialmamba.analysis.builders import build_from_config
-    from mmspatialmamba.apis import exit_on_user_error
     from mmspatialmamba.deploy import onnx_export
 
-    with exit_on_user_error():
-        model, task, _ = build_from_config(args.config, backend='torch')
+    model, task, _ = build_from_config(args.config, backend='torch')
     if args.checkpoint:
         from mmengine.runner import load_checkpoint
         apply_trust_argument(args)

@@ -26,6 +26,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from torch import nn
 
+from mmspatialmamba.apis.cli import add_debug_argument, exit_on_user_error
+
 # Published numbers (docs/model.md): (task, arch) -> (params in M, GFLOPs) at the default shape.
 PUBLISHED: Dict[Tuple[str, str], Tuple[float, float]] = {
     ('classification', 'tiny'): (27, 4.5), ('classification', 'small'): (43, 7.1),
@@ -49,6 +51,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='input height and width (default: 224 224 classification, '
                              '1280 800 detection, 512 2048 segmentation)')
     parser.add_argument('--json', metavar='PATH', help='also write the numbers as JSON')
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
     if (args.config is None) == (args.classifier is None):
         parser.error('pass either a CONFIG or --classifier ARCH (not both)')
@@ -59,23 +62,30 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
-    """Count, print a table, optionally write JSON; returns the numbers."""
+    """Count, print a table, optionally write JSON; returns the numbers.
+
+    Bad input ends the tool with one line (exit status 1), unless ``--debug``.
+    """
     args = parse_args(argv)
+    with exit_on_user_error(args.debug):
+        return count(args)
+
+
+def count(args: argparse.Namespace) -> Dict[str, Any]:
+    """Build the model of ``args``, count it and report."""
     import mmspatialmamba  # noqa: F401  (registers the models)
     from mmspatialmamba.analysis import count_complexity
     from mmspatialmamba.analysis.builders import (TensorMode, arch_name, build_from_config,
                                                   parse_arch, synthetic_batch)
-    from mmspatialmamba.apis import exit_on_user_error
     from mmspatialmamba.models import SpatialMambaClassifier
 
-    with exit_on_user_error():
-        if args.classifier is not None:
-            arch_arg = parse_arch(args.classifier)
-            model: nn.Module = SpatialMambaClassifier(arch=arch_arg)
-            task, arch, backbone_name = 'classification', arch_name(arch_arg), None
-        else:
-            model, task, arch = build_from_config(args.config)
-            backbone_name = 'model.backbone'
+    if args.classifier is not None:
+        arch_arg = parse_arch(args.classifier)
+        model: nn.Module = SpatialMambaClassifier(arch=arch_arg)
+        task, arch, backbone_name = 'classification', arch_name(arch_arg), None
+    else:
+        model, task, arch = build_from_config(args.config)
+        backbone_name = 'model.backbone'
     model.eval()
     height, width = args.shape or DEFAULT_SHAPES[task]
     images, samples = synthetic_batch(task, 1, height, width)

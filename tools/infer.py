@@ -2,15 +2,17 @@
 
 Examples::
 
-    python tools/infer.py configs/maskrcnn_spatialmamba_t_coco.py maskrcnn_t.pth demo.jpg --out demo_det.png
-    python tools/infer.py configs/upernet_spatialmamba_t_ade20k.py upernet_t.pth demo.jpg --out demo_seg.png
+    python tools/infer.py configs/maskrcnn_spatialmamba_t_coco.py maskrcnn_t.pth demo.jpg \
+        --out demo_det.png
+    python tools/infer.py configs/upernet_spatialmamba_t_ade20k.py upernet_t.pth demo.jpg \
+        --out demo_seg.png
 """
 import argparse
-import os.path as osp
 
 from mmengine.config import DictAction
 
-from mmspatialmamba.apis import draw_result, exit_on_user_error, inference, init_model
+from mmspatialmamba.apis import (add_debug_argument, check_image, draw_result,
+                                 exit_on_user_error, inference, init_model)
 from mmspatialmamba.checkpoint_io import add_trust_argument, apply_trust_argument
 
 
@@ -28,18 +30,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
                         help='override config keys')
     add_trust_argument(parser)
+    add_debug_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> None:
+    """Infer; bad input ends the tool with one line (exit status 1), unless ``--debug``."""
     args = parse_args(argv)
-    apply_trust_argument(args)
-    with exit_on_user_error():
-        if not osp.isfile(args.image):
-            raise FileNotFoundError(f'image {args.image!r} does not exist')
+    with exit_on_user_error(args.debug):
+        apply_trust_argument(args)
+        check_image(args.image)  # before the model is built: a bad image fails at once
         model = init_model(args.config, args.checkpoint, args.device, args.cfg_options)
-    result = inference(model, args.image)
-    draw_result(model, args.image, result, args.out, args.score_thr, args.opacity)
+        result = inference(model, args.image)
+        draw_result(model, args.image, result, args.out, args.score_thr, args.opacity)
     print(f'wrote {args.out}')
 
 

@@ -34,7 +34,8 @@ from mmengine.hooks import Hook  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmspatialmamba  # noqa: E402,F401
-from mmspatialmamba.apis import draw_result, inference, init_model  # noqa: E402
+from mmspatialmamba.apis import (add_debug_argument, draw_result, exit_on_user_error,  # noqa: E402
+                                 inference, init_model)
 from mmspatialmamba.datasets import (make_ade_semantic, make_coco_instances,  # noqa: E402
                                      use_synthetic_data)
 from mmspatialmamba.engine import make_resumable  # noqa: E402
@@ -159,11 +160,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--data-root', help='default: data/synthetic/<task>')
     parser.add_argument('--work-dir', help='default: work_dirs/quickstart_<task>')
     parser.add_argument('--seed', type=int, default=0, help='data and training seed')
+    add_debug_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> None:
+    """Run the quick start; bad input ends it with one line (exit 1), unless ``--debug``."""
     args = parse_args(argv)
+    with exit_on_user_error(args.debug):
+        quickstart(args)
+
+
+def quickstart(args: argparse.Namespace) -> None:
+    """Make the data, train, evaluate, draw and print the summary."""
     start = time.time()
     spec = TASKS[args.task]
     iters, size = args.iters or spec.iters, args.image_size

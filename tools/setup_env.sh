@@ -22,6 +22,7 @@ MMCV_VERSION=2.1.0
 MMENGINE_VERSION=0.10.7
 MMDET_VERSION=3.3.0
 MMSEG_VERSION=1.2.2
+RUFF_VERSION=0.17.5
 
 step() { STEP="$1"; echo "[setup] $1" >&2; }
 fail() {
@@ -81,8 +82,16 @@ if ! (have mmengine "$MMENGINE_VERSION" && have mmdet "$MMDET_VERSION" \
         "mmsegmentation==$MMSEG_VERSION" ftfy regex pytest triton onnx onnxruntime onnxscript
 fi
 
-step "mmspatialmamba (editable)"
-if ! "$PY" -c 'import mmspatialmamba, mmspatialmamba.ops' 2>/dev/null; then
+step "ruff $RUFF_VERSION (lint, run by .ci/run)"
+have ruff "$RUFF_VERSION" || "${PIP[@]}" "ruff==$RUFF_VERSION"
+
+step "mmspatialmamba (editable; again when mmspatialmamba/version.py changes)"
+if ! "$PY" - <<'PYEOF' 2>/dev/null
+from importlib.metadata import version
+import mmspatialmamba, mmspatialmamba.ops
+assert version('mmspatialmamba') == mmspatialmamba.__version__
+PYEOF
+then
     "${PIP[@]}" --no-build-isolation --no-deps -e "$ROOT"
 fi
 

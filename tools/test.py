@@ -8,17 +8,18 @@ The toolkit is picked from the config's ``default_scope``. Examples::
     bash tools/dist_test.sh CONFIG CKPT 8                # torchrun, 8 GPUs
 """
 import argparse
-import os.path as osp
 
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmspatialmamba  # noqa: F401  (registers the backbone and the safe checkpoint loader)
-from mmspatialmamba.apis import (check_datasets, config_scope, drop_pretrained_init,
-                                 exit_on_user_error, load_config, setup_launcher,
-                                 teardown_launcher)
-from mmspatialmamba.checkpoint_io import add_trust_argument, apply_trust_argument
+from mmspatialmamba.apis import (add_debug_argument, check_datasets, config_scope,
+                                 drop_pretrained_init, exit_on_user_error, load_config,
+                                 setup_launcher, teardown_launcher)
+from mmspatialmamba.checkpoint_io import (add_trust_argument, apply_trust_argument,
+                                          check_checkpoint_file)
+from mmspatialmamba.errors import BadInputError
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -39,13 +40,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher (pytorch = torchrun)')
     add_trust_argument(parser)
+    add_debug_argument(parser)
     return parser.parse_args(argv)
 
 
 def build_config(args: argparse.Namespace) -> Config:
-    """Load the config and apply the command-line options to it."""
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
+    """Load the config and apply the command-line options to it.
+
+    Raises:
+        MissingFileError, BadInputError: On a checkpoint that is missing or not a checkpoint
+            file, or an option the config does not support.
+    """
+    check_checkpoint_file(args.checkpoint)
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     scope = config_scope(cfg)
     cfg.load_from = args.checkpoint
@@ -53,7 +59,7 @@ def build_config(args: argparse.Namespace) -> Config:
 
     if args.show_dir:
         if 'visualization' not in cfg.get('default_hooks', {}):
-            raise ValueError('--show-dir needs default_hooks.visualization in the config')
+            raise BadInputError('--show-dir needs default_hooks.visualization in the config')
         cfg.default_hooks.visualization.draw = True
         if scope == 'mmdet':
             cfg.default_hooks.visualization.test_out_dir = args.show_dir
@@ -61,7 +67,7 @@ def build_config(args: argparse.Namespace) -> Config:
             cfg.visualizer.save_dir = args.show_dir
     if args.tta:
         if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
-            raise ValueError(
+            raise BadInputError(
                 '--tta needs tta_model and tta_pipeline in the config; the UperNet configs have '
                 "them. mmdet's DetTTAModel merges boxes only, not masks, so the Mask R-CNN "
                 'configs define none')
@@ -70,8 +76,8 @@ def build_config(args: argparse.Namespace) -> Config:
     if args.out:
         if scope == 'mmdet':
             if not args.out.endswith(('.pkl', '.pickle')):
-                raise ValueError(f'--out {args.out!r}: detection predictions are dumped to a '
-                                 '.pkl file')
+                raise BadInputError(f'--out {args.out!r}: detection predictions are dumped '
+                                    'to a .pkl file')
             metrics = cfg.test_evaluator
             metrics = list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]
             cfg.test_evaluator = metrics + [dict(type='DumpDetResults', out_file_path=args.out)]
@@ -82,15 +88,18 @@ def build_config(args: argparse.Namespace) -> Config:
 
 
 def main(argv=None) -> None:
+    """Evaluate; bad input ends the tool with one line (exit status 1), unless ``--debug``."""
     args = parse_args(argv)
-    apply_trust_argument(args)
-    with exit_on_user_error():
+    with exit_on_user_error(args.debug):
+        apply_trust_argument(args)
         cfg = build_config(args)
         check_datasets(cfg, ['test'])
         setup_launcher(cfg, args.launcher)
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    runner.test()
-    teardown_launcher()
+        try:
+            runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+            runner.test()
+        finally:
+            teardown_launcher()
 
 
 if __name__ == '__main__':

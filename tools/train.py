@@ -9,7 +9,6 @@ The toolkit is picked from the config's ``default_scope``. Examples::
     bash tools/dist_train.sh CONFIG 8                          # torchrun, 8 GPUs (DDP)
 """
 import argparse
-import os.path as osp
 
 import torch
 from mmengine.config import Config, DictAction
@@ -17,10 +16,12 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmspatialmamba  # noqa: F401  (registers the backbone and the safe checkpoint loader)
-from mmspatialmamba.apis import (check_datasets, exit_on_user_error, load_config,
-                                 resolve_pretrained, setup_launcher, teardown_launcher)
+from mmspatialmamba.apis import (add_debug_argument, check_datasets, exit_on_user_error,
+                                 load_config, resolve_pretrained, setup_launcher,
+                                 teardown_launcher)
 from mmspatialmamba.checkpoint_io import add_trust_argument, apply_trust_argument
 from mmspatialmamba.engine import make_resumable, prepare_resume
+from mmspatialmamba.errors import BadInputError
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -42,22 +43,27 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher (pytorch = torchrun)')
     add_trust_argument(parser)
+    add_debug_argument(parser)
     return parser.parse_args(argv)
 
 
 def build_config(args: argparse.Namespace) -> Config:
-    """Load the config and apply the command-line options to it."""
+    """Load the config and apply the command-line options to it.
+
+    Raises:
+        BadInputError: On an option the machine or the config does not support.
+    """
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     if args.amp:
         if not torch.cuda.is_available():
-            raise ValueError('--amp needs a CUDA GPU (float16 autocast through '
-                             'AmpOptimWrapper); run without --amp on CPU')
+            raise BadInputError('--amp needs a CUDA GPU (float16 autocast through '
+                                'AmpOptimWrapper); run without --amp on CPU')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.auto_scale_lr:
         if 'base_batch_size' not in (cfg.get('auto_scale_lr') or {}):
-            raise ValueError('--auto-scale-lr needs auto_scale_lr = dict(base_batch_size=N) in '
-                             'the config (N = the total batch the LR was set for)')
+            raise BadInputError('--auto-scale-lr needs auto_scale_lr = dict(base_batch_size=N) '
+                                'in the config (N = the total batch the LR was set for)')
         cfg.auto_scale_lr.enable = True
     if args.resume is not None:
         prepare_resume(cfg, args.resume)
@@ -65,17 +71,20 @@ def build_config(args: argparse.Namespace) -> Config:
 
 
 def main(argv=None) -> None:
+    """Train; bad input ends the tool with one line (exit status 1), unless ``--debug``."""
     args = parse_args(argv)
-    apply_trust_argument(args)
-    with exit_on_user_error():
+    with exit_on_user_error(args.debug):
+        apply_trust_argument(args)
         cfg = build_config(args)
         resolve_pretrained(cfg, weights_from_checkpoint=bool(cfg.get('load_from')))
         check_datasets(cfg, ['train', 'val'] if cfg.get('val_dataloader') else ['train'])
         setup_launcher(cfg, args.launcher)
-        make_resumable(cfg)
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    runner.train()
-    teardown_launcher()
+        try:
+            make_resumable(cfg)
+            runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+            runner.train()
+        finally:
+            teardown_launcher()
 
 
 if __name__ == '__main__':

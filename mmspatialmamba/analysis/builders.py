@@ -8,13 +8,14 @@ from mmengine.registry import MODELS, init_default_scope
 from torch import Tensor, nn
 
 from ..apis.config import TASKS, config_scope, drop_pretrained_init, load_config
+from ..errors import BadInputError
 
 
 def parse_arch(text: str) -> Union[str, dict]:
     """An arch from the command line: a name ('tiny') or a JSON dict.
 
     Raises:
-        ValueError: If ``text`` looks like JSON but does not parse.
+        BadInputError: If ``text`` looks like JSON but does not parse.
 
     Example:
         >>> parse_arch('{"dims": 16, "depths": [1, 1, 1, 1]}')
@@ -24,9 +25,9 @@ def parse_arch(text: str) -> Union[str, dict]:
         try:
             return json.loads(text)
         except json.JSONDecodeError as err:
-            raise ValueError(f'arch {text!r} is not valid JSON ({err}); pass a name '
-                             '(tiny|small|base) or e.g. \'{"dims": 16, "depths": [1,1,1,1]}\''
-                             ) from err
+            raise BadInputError(f'arch {text!r} is not valid JSON ({err}); pass a name '
+                                '(tiny|small|base) or e.g. '
+                                '\'{"dims": 16, "depths": [1,1,1,1]}\'') from err
     return text
 
 
@@ -54,8 +55,8 @@ def build_from_config(path: str, backend: Optional[str] = None
         SyncBN is reverted to BN so the model runs in one process.
 
     Raises:
-        FileNotFoundError: If ``path`` does not exist.
-        ValueError: If the config's ``default_scope`` is neither mmdet nor mmseg.
+        MissingFileError: If ``path`` does not exist.
+        BadInputError: If the config's ``default_scope`` is neither mmdet nor mmseg.
     """
     cfg = load_config(path)
     scope = config_scope(cfg)

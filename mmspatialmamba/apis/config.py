@@ -18,6 +18,8 @@ from typing import Optional
 from mmengine.config import Config
 from mmengine.logging import print_log
 
+from ..errors import BadInputError, MissingFileError
+
 TASKS = {'mmdet': 'detection', 'mmseg': 'segmentation'}
 
 
@@ -25,13 +27,13 @@ def config_scope(cfg: Config) -> str:
     """The config's toolkit, ``'mmdet'`` or ``'mmseg'``, from ``default_scope``.
 
     Raises:
-        ValueError: If ``default_scope`` is neither.
+        BadInputError: If ``default_scope`` is neither.
     """
     scope = cfg.get('default_scope')
     if scope not in TASKS:
-        raise ValueError(f'config default_scope is {scope!r}; these tools run mmdet and mmseg '
-                         f"configs (default_scope 'mmdet' or 'mmseg'), e.g. "
-                         'configs/maskrcnn_spatialmamba_t_coco.py')
+        raise BadInputError(f'config default_scope is {scope!r}; these tools run mmdet and mmseg '
+                            f"configs (default_scope 'mmdet' or 'mmseg'), e.g. "
+                            'configs/maskrcnn_spatialmamba_t_coco.py')
     return scope
 
 
@@ -52,12 +54,12 @@ def load_config(path: str, cfg_options: Optional[dict] = None,
         The config, with ``work_dir`` set.
 
     Raises:
-        FileNotFoundError: If ``path`` is not a file.
-        ValueError: If the config's ``default_scope`` is neither 'mmdet' nor 'mmseg'.
+        MissingFileError: If ``path`` is not a file.
+        BadInputError: If the config's ``default_scope`` is neither 'mmdet' nor 'mmseg'.
     """
     if not osp.isfile(path):
-        raise FileNotFoundError(f'config {path!r} not found; pass a config file such as '
-                                'configs/maskrcnn_spatialmamba_t_coco.py')
+        raise MissingFileError(f'config {path!r} not found; pass a config file such as '
+                               'configs/maskrcnn_spatialmamba_t_coco.py')
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -100,7 +102,7 @@ def resolve_pretrained(cfg: Config, weights_from_checkpoint: bool = False) -> No
     warning. An ImageNet file that exists is left in the config either way.
 
     Raises:
-        FileNotFoundError: If the file is missing and no checkpoint supplies the weights,
+        MissingFileError: If the file is missing and no checkpoint supplies the weights,
             naming the file, the option that sets it and how to train from scratch.
     """
     init_cfg = (cfg.model.get('backbone') or {}).get('init_cfg')
@@ -114,7 +116,7 @@ def resolve_pretrained(cfg: Config, weights_from_checkpoint: bool = False) -> No
         print_log(f'ImageNet checkpoint {path!r} not found; not needed, the weights come from '
                   'the resumed or loaded checkpoint', logger='current', level=logging.WARNING)
         return
-    raise FileNotFoundError(
+    raise MissingFileError(
         f'ImageNet-pretrained backbone checkpoint {path!r} not found (relative paths are '
         f'taken from {os.getcwd()}). Download the Spatial-Mamba ImageNet checkpoint of '
         'this variant (links in the README) and put it there, or pass '

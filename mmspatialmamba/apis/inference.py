@@ -16,6 +16,8 @@ from mmengine.structures import BaseDataElement, PixelData
 import torch.nn.functional as F
 from torch import nn
 
+from ..checkpoint_io import check_checkpoint_file
+from ..errors import BadInputError, MissingFileError
 from .config import config_scope, drop_pretrained_init, load_config
 
 _names = itertools.count()
@@ -38,8 +40,9 @@ def init_model(config: Union[str, Config], checkpoint: Optional[str] = None,
         The model in eval mode, with ``cfg`` and ``dataset_meta`` (classes, palette) set.
 
     Raises:
-        FileNotFoundError: If ``config`` (a path) or ``checkpoint`` does not exist.
-        ValueError: If the config's ``default_scope`` is neither 'mmdet' nor 'mmseg'.
+        MissingFileError: If ``config`` (a path) or ``checkpoint`` does not exist.
+        BadInputError: If the config's ``default_scope`` is neither 'mmdet' nor 'mmseg', or
+            ``checkpoint`` is not a checkpoint file (see :func:`check_checkpoint_file`).
     """
     if isinstance(config, str):
         cfg = load_config(config, cfg_options)
@@ -47,14 +50,30 @@ def init_model(config: Union[str, Config], checkpoint: Optional[str] = None,
         cfg = config.copy()
         cfg.merge_from_dict(cfg_options or {})
     scope = config_scope(cfg)
-    if checkpoint is not None and not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
+    if checkpoint is not None:
+        check_checkpoint_file(checkpoint)
     drop_pretrained_init(cfg)
     if scope == 'mmdet':
         from mmdet.apis import init_detector
         return init_detector(cfg, checkpoint, device=device)
     from mmseg.apis import init_model as init_segmentor
     return init_segmentor(cfg, checkpoint, device=device)
+
+
+def check_image(path: str) -> None:
+    """Raise unless ``path`` is an image file that mmcv (OpenCV) decodes.
+
+    Raises:
+        MissingFileError: If there is no such file.
+        BadInputError: If the file is empty or not an image OpenCV reads.
+    """
+    if not osp.isfile(path):
+        raise MissingFileError(f'image {path!r} does not exist')
+    with open(path, 'rb') as f:
+        content = f.read()
+    if not content or mmcv.imfrombytes(content) is None:
+        raise BadInputError(f'image {path!r} cannot be decoded: it is empty or not an image '
+                            'format OpenCV reads; pass a JPEG, PNG, BMP or TIFF file')
 
 
 def inference(model: nn.Module, image: Union[str, np.ndarray]) -> BaseDataElement:
@@ -67,7 +86,12 @@ def inference(model: nn.Module, image: Union[str, np.ndarray]) -> BaseDataElemen
     Returns:
         A ``DetDataSample`` (``pred_instances``: bboxes, labels, scores, masks) or a
         ``SegDataSample`` (``pred_sem_seg``).
+
+    Raises:
+        MissingFileError, BadInputError: If ``image`` is a path, from :func:`check_image`.
     """
+    if isinstance(image, str):
+        check_image(image)
     if config_scope(model.cfg) == 'mmdet':
         from mmdet.apis import inference_detector
         return inference_detector(model, image)

@@ -11,6 +11,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
+from ..errors import MissingFileError
 from .config import config_scope, is_remote
 
 _LAYOUT = {
@@ -96,12 +97,12 @@ def check_datasets(cfg: Config, splits: Sequence[str]) -> None:
     """Raise a clear error if a dataset that ``splits`` need is not on disk.
 
     Raises:
-        FileNotFoundError: Naming every missing path with its config key, the expected
+        MissingFileError: Naming every missing path with its config key, the expected
             layout and how to point the config elsewhere.
     """
     missing = missing_dataset_paths(cfg, splits)
     if missing:
         lines = '\n'.join(f'  {path}   (config key {key})' for key, path in missing)
-        raise FileNotFoundError(
+        raise MissingFileError(
             f'dataset not found (relative paths are taken from {os.getcwd()}):\n{lines}\n'
             f'Expected {_LAYOUT[config_scope(cfg)]}')

@@ -10,6 +10,7 @@ from typing import Sequence
 
 from mmengine.config import Config
 
+from ..errors import BadInputError
 from .synthetic import ade_metainfo, coco_metainfo
 
 _SCALE_KEYS = ('scale', 'crop_size')
@@ -38,8 +39,8 @@ def _test_short_side(cfg: Config) -> int:
     for transform in cfg.test_dataloader.dataset.pipeline:
         if transform['type'] == 'Resize':
             return min(transform['scale'])
-    raise ValueError('the config\'s test pipeline has no Resize with a scale; '
-                     'use_synthetic_data needs one to scale the pipelines to image_size')
+    raise BadInputError('the config\'s test pipeline has no Resize with a scale; '
+                        'use_synthetic_data needs one to scale the pipelines to image_size')
 
 
 def _use_coco_data(cfg: Config, data_root: str) -> dict:
@@ -97,16 +98,17 @@ def use_synthetic_data(cfg: Config, data_root: str, image_size: int, iters: int,
         ``cfg``.
 
     Raises:
-        ValueError: On a config of another toolkit than mmdet or mmseg, or a non-positive size.
+        BadInputError: On a config of another toolkit than mmdet or mmseg, or a non-positive
+            size.
     """
     scope = cfg.get('default_scope')
     if scope not in _DATASETS:
-        raise ValueError(f'use_synthetic_data takes an mmdet or mmseg config, got '
-                         f'default_scope={scope!r}')
+        raise BadInputError(f'use_synthetic_data takes an mmdet or mmseg config, got '
+                            f'default_scope={scope!r}')
     if min(image_size, iters, batch_size) < 1 or lr <= 0:
-        raise ValueError(f'need positive image_size, iters, batch_size and lr, got '
-                         f'image_size={image_size}, iters={iters}, batch_size={batch_size}, '
-                         f'lr={lr}')
+        raise BadInputError(f'need positive image_size, iters, batch_size and lr, got '
+                            f'image_size={image_size}, iters={iters}, batch_size={batch_size}, '
+                            f'lr={lr}')
     cfg.model.backbone.init_cfg = None
     dataset_update = _DATASETS[scope](cfg, data_root)
     ratio = image_size / _test_short_side(cfg)

@@ -26,6 +26,8 @@ from typing import Dict, List, Sequence, Tuple
 import cv2
 import numpy as np
 
+from ..errors import BadInputError
+
 INSTANCE_CLASSES: Tuple[str, ...] = ('circle', 'rectangle', 'triangle')
 INSTANCE_PALETTE: List[Tuple[int, int, int]] = [(220, 20, 60), (0, 130, 200), (60, 180, 75)]
 SEMANTIC_CLASSES: Tuple[str, ...] = ('background', 'circle', 'rectangle', 'triangle')
@@ -184,13 +186,13 @@ def _check_sizes(image_size: Sequence[int], num_train: int, num_val: int,
     """Validate a generator's sizes and counts; returns ``(height, width)``.
 
     Raises:
-        ValueError: On image sides below 32 or non-positive counts.
+        BadInputError: On image sides below 32 or non-positive counts.
     """
     height, width = (int(s) for s in image_size)
     if min(height, width) < 32 or num_train < 1 or num_val < 1 or max_objects < 1:
-        raise ValueError(f'need image sides >= 32 and positive counts, got image_size='
-                         f'{image_size}, num_train={num_train}, num_val={num_val}, '
-                         f'max_objects={max_objects}')
+        raise BadInputError(f'need image sides >= 32 and positive counts, got image_size='
+                            f'{image_size}, num_train={num_train}, num_val={num_val}, '
+                            f'max_objects={max_objects}')
     return height, width
 
 
@@ -211,7 +213,7 @@ def make_coco_instances(root: str, num_train: int = 200, num_val: int = 50,
         Paths: ``train_ann``, ``val_ann`` (JSON files), ``train_img``, ``val_img`` (folders).
 
     Raises:
-        ValueError: On sizes or counts out of range.
+        BadInputError: On sizes or counts out of range.
     """
     height, width = _check_sizes(image_size, num_train, num_val, max_objects)
     stamp = dict(kind='coco', num_train=num_train, num_val=num_val, image_size=[height, width],
@@ -271,7 +273,7 @@ def make_ade_semantic(root: str, num_train: int = 200, num_val: int = 50,
         Folders: ``train_img``, ``train_ann``, ``val_img``, ``val_ann``.
 
     Raises:
-        ValueError: On sizes or counts out of range.
+        BadInputError: On sizes or counts out of range.
     """
     height, width = _check_sizes(image_size, num_train, num_val, max_objects)
     stamp = dict(kind='ade', num_train=num_train, num_val=num_val, image_size=[height, width],

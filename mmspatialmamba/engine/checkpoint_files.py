@@ -19,6 +19,8 @@ from typing import Optional, Union
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging import print_log
 
+from ..errors import BadInputError
+
 ATOMIC_BACKEND = 'atomic_local'
 
 
@@ -67,12 +69,12 @@ def check_complete(path: str) -> None:
     """Raise if ``path``, named by the user to resume from, is not a complete checkpoint.
 
     Raises:
-        ValueError: Naming the file, the reason and what to do instead.
+        BadInputError: Naming the file, the reason and what to do instead.
     """
     reason = incomplete_reason(path)
     if reason is not None:
         work_dir = osp.dirname(osp.abspath(path))
-        raise ValueError(
+        raise BadInputError(
             f'--resume {path}: cannot resume from this file: {reason}. It was probably cut '
             'short by a kill or a full disk while it was written. Resume from an earlier '
             f'checkpoint (--resume {osp.join(work_dir, "iter_N.pth")} or epoch_N.pth), or run '

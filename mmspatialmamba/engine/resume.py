@@ -11,6 +11,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import CheckpointLoader
 
+from ..errors import MissingFileError
 from .checkpoint_files import ATOMIC_BACKEND, check_complete, latest_complete_checkpoint
 
 
@@ -53,8 +54,8 @@ def prepare_resume(cfg: Config, resume: str) -> None:
     new one every run.
 
     Raises:
-        FileNotFoundError: If ``resume`` names no file.
-        ValueError: If it names a file that is not a complete checkpoint.
+        MissingFileError: If ``resume`` names no file.
+        BadInputError: If it names a file that is not a complete checkpoint.
     """
     if resume == 'auto':
         path = latest_complete_checkpoint(cfg.work_dir)
@@ -65,7 +66,7 @@ def prepare_resume(cfg: Config, resume: str) -> None:
             return
     else:
         if not osp.isfile(resume):
-            raise FileNotFoundError(f'--resume {resume}: no such checkpoint file')
+            raise MissingFileError(f'--resume {resume}: no such checkpoint file')
         check_complete(resume)
         path = resume
     cfg.resume, cfg.load_from = True, path

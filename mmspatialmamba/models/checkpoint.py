@@ -16,6 +16,8 @@ from typing import Dict, Mapping, Tuple
 
 from torch import Tensor
 
+from ..errors import BadArgumentError, BadInputError
+
 _CLASSIFIER = re.compile(r'^(head|norm)\.')
 _OUTNORM = re.compile(r'^outnorm\d+\.')
 
@@ -42,12 +44,12 @@ def filter_state_dict(checkpoint: Mapping, model_state: Mapping[str, Tensor]
         reason) and ``missing`` (backbone keys the checkpoint does not have).
 
     Raises:
-        TypeError: If ``checkpoint`` is not a mapping.
-        KeyError: If it holds no backbone weights at all.
-        ValueError: On keys the backbone does not have, or on shape mismatches.
+        BadArgumentError: If ``checkpoint`` is not a mapping (also a ``TypeError``).
+        BadInputError: If it holds no backbone weights at all, keys the backbone does not
+            have, or weights whose shapes differ from the backbone's.
     """
     if not isinstance(checkpoint, Mapping):
-        raise TypeError(f'a checkpoint must be a dict, got {type(checkpoint).__name__}')
+        raise BadArgumentError(f'a checkpoint must be a dict, got {type(checkpoint).__name__}')
     source = _unwrap(checkpoint)
     skipped: Dict[str, str] = {}
     state: Dict[str, Tensor] = {}
@@ -68,17 +70,18 @@ def filter_state_dict(checkpoint: Mapping, model_state: Mapping[str, Tensor]
         state[name] = value
 
     if not set(state) & set(model_state):
-        raise KeyError('the checkpoint holds no Spatial-Mamba backbone weights (looked under '
-                       "'state_dict' and 'model', with and without the 'backbone.' prefix); "
-                       f'its first keys are {list(source)[:5]}')
+        raise BadInputError('the checkpoint holds no Spatial-Mamba backbone weights (looked under '
+                            "'state_dict' and 'model', with and without the 'backbone.' prefix); "
+                            f'its first keys are {list(source)[:5]}')
     unexpected = sorted(set(state) - set(model_state))
     if unexpected:
-        raise ValueError(f'{len(unexpected)} checkpoint keys are not in the backbone, e.g. '
-                         f'{unexpected[:5]}; is this a Spatial-Mamba checkpoint of this variant?')
+        raise BadInputError(f'{len(unexpected)} checkpoint keys are not in the backbone, e.g. '
+                            f'{unexpected[:5]}; is this a Spatial-Mamba checkpoint of this '
+                            'variant?')
     mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(model_state[k].shape)}'
                   for k, v in state.items() if v.shape != model_state[k].shape]
     if mismatched:
-        raise ValueError(f'{len(mismatched)} shape mismatches between checkpoint and backbone '
-                         f'(wrong arch?), e.g. {mismatched[:3]}')
+        raise BadInputError(f'{len(mismatched)} shape mismatches between checkpoint and backbone '
+                            f'(wrong arch?), e.g. {mismatched[:3]}')
     missing = sorted(set(model_state) - set(state))
     return state, dict(skipped=skipped, missing=missing)

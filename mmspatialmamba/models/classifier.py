@@ -12,6 +12,7 @@ from typing import Optional, Union
 
 from torch import Tensor, nn
 
+from ..errors import BadInputError
 from ..registry import MODELS
 from .trunk import SpatialMambaTrunk
 
@@ -56,7 +57,8 @@ class SpatialMambaClassifier(SpatialMambaTrunk):
                  with_cp: bool = False, norm_cfg: Optional[dict] = None,
                  backend: Optional[str] = None, init_cfg: Optional[dict] = None) -> None:
         if not isinstance(num_classes, int) or num_classes < 0:
-            raise ValueError(f'num_classes must be an int >= 0 (0: no head), got {num_classes!r}')
+            raise BadInputError(f'num_classes must be an int >= 0 (0: no head), '
+                                f'got {num_classes!r}')
         super().__init__(arch, in_channels, drop_path_rate, with_cp, norm_cfg, backend, init_cfg)
         self.num_classes = num_classes
         self.num_features = self.dims[-1]

@@ -15,6 +15,7 @@ from mmengine.model.weight_init import initialize, trunc_normal_
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor, nn
 
+from ..errors import BadArgumentError, BadInputError
 from .checkpoint import filter_state_dict
 from .layers import Downsample, SpatialMambaBlock, Stem
 
@@ -37,30 +38,31 @@ def resolve_arch(arch: Union[str, dict]) -> Tuple[List[int], List[int], float]:
     """Turn ``arch`` into ``(dims per stage, depths, default drop_path_rate)``.
 
     Raises:
-        ValueError: For an unknown name or a malformed dict.
+        BadInputError: For an unknown name or a malformed dict.
     """
     if isinstance(arch, str):
         name = ARCH_ALIASES.get(arch.lower(), arch.lower())
         if name not in ARCH_SETTINGS:
-            raise ValueError(f'unknown arch {arch!r}; choose one of {sorted(ARCH_SETTINGS)} '
-                             'or pass dict(dims=..., depths=...)')
+            raise BadInputError(f'unknown arch {arch!r}; choose one of {sorted(ARCH_SETTINGS)} '
+                                'or pass dict(dims=..., depths=...)')
         arch = ARCH_SETTINGS[name]
     if not isinstance(arch, dict) or not {'dims', 'depths'} <= set(arch):
-        raise ValueError(f'arch must be a name or a dict with keys dims and depths, got {arch!r}')
+        raise BadInputError(f'arch must be a name or a dict with keys dims and depths, '
+                            f'got {arch!r}')
     extra = set(arch) - {'dims', 'depths', 'drop_path_rate'}
     if extra:
-        raise ValueError(f'unknown arch keys {sorted(extra)}; allowed: dims, depths, '
-                         'drop_path_rate')
+        raise BadInputError(f'unknown arch keys {sorted(extra)}; allowed: dims, depths, '
+                            'drop_path_rate')
     depths = [int(d) for d in arch['depths']]
     dims = arch['dims']
     dims = [int(dims) * 2 ** i for i in range(len(depths))] if isinstance(dims, int) else \
         [int(d) for d in dims]
     if len(dims) != len(depths) or any(d <= 0 for d in dims + depths):
-        raise ValueError(f'arch needs one positive dim and depth per stage, got dims={dims}, '
-                         f'depths={depths}')
+        raise BadInputError(f'arch needs one positive dim and depth per stage, got dims={dims}, '
+                            f'depths={depths}')
     if any(b != 2 * a for a, b in zip(dims, dims[1:])):
-        raise ValueError(f'each stage must double the channels (the downsampling maps C to 2C), '
-                         f'got dims={dims}')
+        raise BadInputError(f'each stage must double the channels (the downsampling maps C to 2C), '
+                            f'got dims={dims}')
     return dims, depths, float(arch.get('drop_path_rate', 0.1))
 
 
@@ -69,34 +71,38 @@ def split_init_cfg(init_cfg: InitCfg) -> Tuple[Optional[dict], List[dict]]:
     ``type='Pretrained'`` entry (or None) and the other initialisers (``Kaiming``, ...).
 
     Raises:
-        TypeError: If ``init_cfg`` or an entry is not a dict with a ``type``.
-        ValueError: On several Pretrained entries, or a Pretrained entry without
+        BadArgumentError: If ``init_cfg`` or an entry is not a dict with a ``type``.
+        BadInputError: On several Pretrained entries, or a Pretrained entry without
             ``checkpoint`` or with keys mmengine's ``PretrainedInit`` does not take.
     """
     cfgs = [] if init_cfg is None else [init_cfg] if isinstance(init_cfg, dict) else init_cfg
     if not isinstance(cfgs, (list, tuple)) or not all(
             isinstance(c, dict) and 'type' in c for c in cfgs):
-        raise TypeError(f'init_cfg must be None, a dict with a type, or a list of such dicts, '
-                        f'got {init_cfg!r}')
+        raise BadArgumentError(f'init_cfg must be None, a dict with a type, or a list of such '
+                               f'dicts, got {init_cfg!r}')
     pretrained = [c for c in cfgs if c['type'] == 'Pretrained']
     if len(pretrained) > 1:
-        raise ValueError(f'init_cfg has {len(pretrained)} Pretrained entries; give one')
+        raise BadInputError(f'init_cfg has {len(pretrained)} Pretrained entries; give one')
     for cfg in pretrained:
         if 'checkpoint' not in cfg or set(cfg) - _PRETRAINED_KEYS:
-            raise ValueError(f"a Pretrained init_cfg takes checkpoint (required), prefix and "
-                             f"map_location, got {cfg!r}")
+            raise BadInputError(f"a Pretrained init_cfg takes checkpoint (required), prefix and "
+                                f"map_location, got {cfg!r}")
     return (pretrained[0] if pretrained else None), [c for c in cfgs if c['type'] != 'Pretrained']
 
 
 def _select_prefix(checkpoint: dict, prefix: str, path: str) -> Dict[str, Tensor]:
     """The keys of ``checkpoint['state_dict']`` (or of ``checkpoint``) under ``prefix``,
-    with the prefix removed, as mmengine's ``_load_checkpoint_with_prefix`` selects them."""
+    with the prefix removed, as mmengine's ``_load_checkpoint_with_prefix`` selects them.
+
+    Raises:
+        BadInputError: If no key starts with ``prefix``.
+    """
     prefix = prefix if prefix.endswith('.') else prefix + '.'
     source = checkpoint.get('state_dict', checkpoint)
     selected = {k[len(prefix):]: v for k, v in source.items() if k.startswith(prefix)}
     if not selected:
-        raise KeyError(f'no key of {path!r} starts with the init_cfg prefix {prefix!r}; its '
-                       f'first keys are {list(source)[:5]}')
+        raise BadInputError(f'no key of {path!r} starts with the init_cfg prefix {prefix!r}; its '
+                            f'first keys are {list(source)[:5]}')
     return selected
 
 
@@ -151,7 +157,7 @@ class SpatialMambaTrunk(BaseModule):
         dims, depths, default_dpr = resolve_arch(arch)
         drop_path_rate = default_dpr if drop_path_rate is None else float(drop_path_rate)
         if not 0.0 <= drop_path_rate < 1.0:
-            raise ValueError(f'drop_path_rate must be in [0, 1), got {drop_path_rate}')
+            raise BadInputError(f'drop_path_rate must be in [0, 1), got {drop_path_rate}')
         norm_cfg = dict(type='BN', requires_grad=True) if norm_cfg is None else norm_cfg
         self.in_channels = in_channels
         self.dims = dims
@@ -204,17 +210,19 @@ class SpatialMambaTrunk(BaseModule):
             map_location: Where tensors are loaded.
 
         Raises:
-            ValueError: If ``path`` names a model zoo (``open-mmlab://``, ``torchvision://``,
-                ...), which holds other architectures; raised before any download.
-            FileNotFoundError: If ``path`` does not exist.
-            KeyError, ValueError: From :func:`filter_state_dict` on an incompatible file,
-                or if no key starts with ``prefix``.
+            BadInputError: If ``path`` names a model zoo (``open-mmlab://``,
+                ``torchvision://``, ...), which holds other architectures (raised before any
+                download); if the file is not a checkpoint (see
+                :func:`~mmspatialmamba.checkpoint_io.check_checkpoint_file`); from
+                :func:`filter_state_dict` on an incompatible file; or if no key starts with
+                ``prefix``.
+            MissingFileError: If ``path`` does not exist.
         """
         name = type(self).__name__
         if path.startswith(MODEL_ZOO_SCHEMES):
-            raise ValueError(f'{path!r} is a model-zoo checkpoint of another architecture '
-                             f'(the {path.split("://")[0]}:// zoo holds no Spatial-Mamba '
-                             'weights); give a Spatial-Mamba checkpoint (local path or URL)')
+            raise BadInputError(f'{path!r} is a model-zoo checkpoint of another architecture '
+                                f'(the {path.split("://")[0]}:// zoo holds no Spatial-Mamba '
+                                'weights); give a Spatial-Mamba checkpoint (local path or URL)')
         checkpoint = CheckpointLoader.load_checkpoint(path, map_location=map_location,
                                                       logger='current')
         if prefix:
@@ -229,7 +237,8 @@ class SpatialMambaTrunk(BaseModule):
             print_log(f'{name}: skipped checkpoint keys: {reasons}', logger='current')
         if report['missing']:
             print_log(f'{name}: {len(report["missing"])} tensors not in the checkpoint keep '
-                      f'their initialisation: {report["missing"]}', logger='current', level=logging.WARNING)
+                      f'their initialisation: {report["missing"]}', logger='current',
+                      level=logging.WARNING)
         return report
 
     def iter_stages(self, x: Tensor) -> Iterator[Tuple[int, Tensor]]:

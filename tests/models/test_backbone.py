@@ -1,4 +1,5 @@
-"""SpatialMamba backbone: fidelity to docs/model.md, shapes, registries, freezing, checkpointing, errors."""
+"""SpatialMamba backbone: fidelity to docs/model.md, shapes, registries, freezing,
+checkpointing, errors."""
 from collections import Counter
 
 import pytest
@@ -6,6 +7,7 @@ import torch
 from model_utils import randomize_
 from spec_oracle import backbone_oracle
 
+from mmspatialmamba.errors import BadArgumentError, BadInputError
 from mmspatialmamba.models import ARCH_SETTINGS, SpatialMamba
 from mmspatialmamba.models.layers import SpatialMambaBlock
 
@@ -38,7 +40,8 @@ def test_variant_shapes(arch):
 
 
 def test_tiny_parameter_count_and_keys():
-    """T as a detection backbone: 26,236,758 parameters and 557 state-dict entries (docs/model.md)."""
+    """T as a detection backbone: 26,236,758 parameters and 557 state-dict entries
+    (docs/model.md)."""
     model = SpatialMamba(arch='tiny')
     assert sum(p.numel() for p in model.parameters()) == 26_236_758
     state = model.state_dict()
@@ -162,15 +165,16 @@ def test_drop_path_rate_defaults_to_published_values():
 
 
 @pytest.mark.parametrize('kwargs, error, match', [
-    (dict(arch='huge'), ValueError, r"unknown arch 'huge'; choose one of \['base', 'small'"),
-    (dict(arch=dict(dims=16)), ValueError, r'dict with keys dims and depths'),
-    (dict(arch=dict(dims=16, depths=(1, 1), width=3)), ValueError, r"unknown arch keys"),
-    (dict(arch=dict(dims=[16, 24], depths=(1, 1))), ValueError, r'double the channels'),
-    (dict(out_indices=(4,)), ValueError, r'out_indices must be distinct stage indices in \[0, 4\)'),
-    (dict(out_indices=()), ValueError, r'out_indices'),
-    (dict(frozen_stages=5), ValueError, r'frozen_stages must be in \[-1, 4\]'),
-    (dict(drop_path_rate=1.0), ValueError, r'drop_path_rate must be in \[0, 1\)'),
-    (dict(window_size=7), TypeError, r'window_size'),
+    (dict(arch='huge'), BadInputError, r"unknown arch 'huge'; choose one of \['base', 'small'"),
+    (dict(arch=dict(dims=16)), BadInputError, r'dict with keys dims and depths'),
+    (dict(arch=dict(dims=16, depths=(1, 1), width=3)), BadInputError, r"unknown arch keys"),
+    (dict(arch=dict(dims=[16, 24], depths=(1, 1))), BadInputError, r'double the channels'),
+    (dict(out_indices=(4,)), BadInputError,
+     r'out_indices must be distinct stage indices in \[0, 4\)'),
+    (dict(out_indices=()), BadInputError, r'out_indices'),
+    (dict(frozen_stages=5), BadInputError, r'frozen_stages must be in \[-1, 4\]'),
+    (dict(drop_path_rate=1.0), BadInputError, r'drop_path_rate must be in \[0, 1\)'),
+    (dict(window_size=7), BadArgumentError, r'window_size'),
 ])
 def test_bad_arguments_raise(kwargs, error, match):
     kwargs.setdefault('arch', TINY)
@@ -186,7 +190,7 @@ def test_bad_input_raises(shape):
 
 def test_mixer_rejects_d_state_other_than_one():
     from mmspatialmamba.models.layers import StructureAwareSSM
-    with pytest.raises(ValueError, match='d_state must be 1'):
+    with pytest.raises(BadInputError, match='d_state must be 1'):
         StructureAwareSSM(16, d_state=4)
 
 
@@ -249,20 +253,21 @@ def test_pretrained_through_an_mmseg_segmentor(tmp_path):
 
 
 @pytest.mark.parametrize('kwargs, error, match', [
-    (dict(pretrained='a.pth', init_cfg=dict(type='Pretrained', checkpoint='b.pth')), ValueError,
+    (dict(pretrained='a.pth', init_cfg=dict(type='Pretrained', checkpoint='b.pth')), BadInputError,
      r'init_cfg and pretrained cannot be set at the same time.*set model.pretrained=None'),
-    (dict(pretrained=dict(checkpoint='a.pth')), TypeError, r'pretrained must be a str'),
-    (dict(init_cfg='a.pth'), TypeError, r'init_cfg must be None, a dict with a type, or a list'),
+    (dict(pretrained=dict(checkpoint='a.pth')), BadArgumentError, r'pretrained must be a str'),
+    (dict(init_cfg='a.pth'), BadArgumentError,
+     r'init_cfg must be None, a dict with a type, or a list'),
     (dict(init_cfg=[dict(type='Pretrained', checkpoint='a'), dict(type='Pretrained',
                                                                   checkpoint='b')]),
-     ValueError, r'init_cfg has 2 Pretrained entries'),
-    (dict(init_cfg=dict(type='Pretrained')), ValueError, r'checkpoint \(required\)'),
-    (dict(init_cfg=dict(type='Pretrained', checkpoint='a', strict=True)), ValueError,
+     BadInputError, r'init_cfg has 2 Pretrained entries'),
+    (dict(init_cfg=dict(type='Pretrained')), BadInputError, r'checkpoint \(required\)'),
+    (dict(init_cfg=dict(type='Pretrained', checkpoint='a', strict=True)), BadInputError,
      r'takes checkpoint \(required\), prefix and map_location'),
-    (dict(depth=50, style='pytorch'), TypeError,
+    (dict(depth=50, style='pytorch'), BadArgumentError,
      r"unexpected arguments \['depth', 'style'\].*backbone=dict\(_delete_=True"),
-    (dict(out_indices=(-1, 3)), ValueError, r'out_indices must be distinct'),
-    (dict(out_indices=(-5,)), ValueError, r'out_indices must be distinct'),
+    (dict(out_indices=(-1, 3)), BadInputError, r'out_indices must be distinct'),
+    (dict(out_indices=(-5,)), BadInputError, r'out_indices must be distinct'),
 ])
 def test_bad_conventions_raise(kwargs, error, match):
     with pytest.raises(error, match=match):
@@ -278,10 +283,10 @@ def test_other_architecture_through_pretrained_names_the_fix(tmp_path):
     torch.save(resnet, path)
     with pytest.warns(UserWarning):
         model = SpatialMamba(arch=TINY, pretrained=path)
-    with pytest.raises(ValueError, match=r'resnet50.pth.*does not load: .*no Spatial-Mamba '
-                                         r'backbone weights.*Set model.pretrained=None and '
-                                         r'give the Spatial-Mamba checkpoint in '
-                                         r'model.backbone.init_cfg'):
+    with pytest.raises(BadInputError, match=r'resnet50.pth.*does not load: .*no Spatial-Mamba '
+                                            r'backbone weights.*Set model.pretrained=None and '
+                                            r'give the Spatial-Mamba checkpoint in '
+                                            r'model.backbone.init_cfg'):
         model.init_weights()
 
 
@@ -302,7 +307,7 @@ def test_model_zoo_names_are_refused_before_any_download(name, source, monkeypat
     else:
         model = SpatialMamba(arch=TINY, init_cfg=dict(type='Pretrained', checkpoint=name))
         match = r'model-zoo checkpoint of another architecture.*give a Spatial-Mamba checkpoint'
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(BadInputError, match=match):
         model.init_weights()
 
 
@@ -326,8 +331,8 @@ def test_init_cfg_list_with_prefix_loads_last(tmp_path):
 
     missing = SpatialMamba(arch=TINY, init_cfg=dict(type='Pretrained', checkpoint=path,
                                                     prefix='student.'))
-    with pytest.raises(KeyError, match=r"no key of .*teacher.pth.* starts with the init_cfg "
-                                       r"prefix 'student.'"):
+    with pytest.raises(BadInputError, match=r"no key of .*teacher.pth.* starts with the init_cfg "
+                                            r"prefix 'student.'"):
         missing.init_weights()
 
 

@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from mmspatialmamba.errors import BadArgumentError, BadInputError, MissingFileError
 from mmspatialmamba.models import MMSpatialMamba, SpatialMamba, filter_state_dict
 
 TINY = dict(dims=16, depths=(1, 2, 1, 1))
@@ -79,20 +80,20 @@ def test_shape_mismatch_raises(tmp_path):
     path = tmp_path / 'wide.pth'
     torch.save({'model': state}, path)
     model = SpatialMamba(arch=TINY, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
-    with pytest.raises(ValueError, match=r'shape mismatches between checkpoint and backbone'):
+    with pytest.raises(BadInputError, match=r'shape mismatches between checkpoint and backbone'):
         model.init_weights()
 
 
 def test_checkpoint_without_backbone_weights_raises():
     model = SpatialMamba(arch=TINY)
-    with pytest.raises(KeyError, match=r'holds no Spatial-Mamba backbone weights'):
+    with pytest.raises(BadInputError, match=r'holds no Spatial-Mamba backbone weights'):
         filter_state_dict({'state_dict': {'neck.conv.weight': torch.zeros(1)}},
                           model.state_dict())
 
 
 def test_foreign_keys_raise():
     model = SpatialMamba(arch=TINY)
-    with pytest.raises(ValueError, match=r'not in the backbone.*Spatial-Mamba checkpoint'):
+    with pytest.raises(BadInputError, match=r'not in the backbone.*Spatial-Mamba checkpoint'):
         state = {f'backbone.{k}': v for k, v in model.state_dict().items()}
         state['backbone.stages.0.weight'] = torch.zeros(1)   # e.g. a Swin checkpoint's key
         filter_state_dict({'state_dict': state}, model.state_dict())
@@ -101,7 +102,7 @@ def test_foreign_keys_raise():
 def test_missing_file_raises(tmp_path):
     model = SpatialMamba(arch=TINY, init_cfg=dict(type='Pretrained',
                                                   checkpoint=str(tmp_path / 'nope.pth')))
-    with pytest.raises(FileNotFoundError, match=r'nope.pth.*does not exist'):
+    with pytest.raises(MissingFileError, match=r'nope.pth.*does not exist'):
         model.init_weights()
 
 
@@ -132,8 +133,8 @@ def test_release_alias_empty_pretrained_trains_from_scratch():
 
 
 @pytest.mark.parametrize('kwargs, error, match', [
-    (dict(d_state=4), ValueError, r'd_state must be 1'),
-    (dict(frozen=1), TypeError, r"unexpected arguments \['frozen'\]"),
+    (dict(d_state=4), BadInputError, r'd_state must be 1'),
+    (dict(frozen=1), BadArgumentError, r"unexpected arguments \['frozen'\]"),
 ])
 def test_release_alias_rejects(kwargs, error, match):
     with pytest.raises(error, match=match):

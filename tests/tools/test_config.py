@@ -1,16 +1,15 @@
 """Config loading (mmspatialmamba.apis.config) and the tools' one error style (apis.cli)."""
 import os.path as osp
-import runpy
-import sys
 
 import pytest
-from tiny_runs import ROOT
+import torch
+from tiny_runs import ROOT, assert_one_line_error
 
 from mmspatialmamba.apis import (drop_pretrained_init, exit_on_user_error, load_config,
                                  resolve_pretrained)
+from mmspatialmamba.errors import BadInputError, MissingFileError
 
 DET = osp.join(ROOT, 'configs', 'maskrcnn_spatialmamba_t_coco.py')
-TOOLS = osp.join(ROOT, 'tools')
 
 
 def test_load_config_merges_options_and_sets_work_dir(tmp_path):
@@ -24,8 +23,8 @@ def test_load_config_merges_options_and_sets_work_dir(tmp_path):
 
 
 @pytest.mark.parametrize('text, error, match', [
-    (None, FileNotFoundError, r"config '.*absent\.py' not found; pass a config file such as"),
-    ("default_scope = 'mmpretrain'\nmodel = dict()\n", ValueError,
+    (None, MissingFileError, r"config '.*absent\.py' not found; pass a config file such as"),
+    ("default_scope = 'mmpretrain'\nmodel = dict()\n", BadInputError,
      r"default_scope is 'mmpretrain'; these tools run mmdet and mmseg configs"),
 ], ids=['missing', 'other-toolkit'])
 def test_load_config_errors(text, error, match, tmp_path):
@@ -45,7 +44,7 @@ def test_drop_pretrained_init():
 
 def test_missing_pretrained_error_names_option(tmp_path):
     cfg = load_config(DET, {'model.backbone.init_cfg.checkpoint': str(tmp_path / 'absent.pth')})
-    with pytest.raises(FileNotFoundError, match='model.backbone.init_cfg.checkpoint='):
+    with pytest.raises(MissingFileError, match='model.backbone.init_cfg.checkpoint='):
         resolve_pretrained(cfg)
     assert cfg.model.backbone.init_cfg is not None
     resolve_pretrained(cfg, weights_from_checkpoint=True)  # resuming: weights come from there
@@ -59,17 +58,24 @@ def test_existing_pretrained_is_kept(tmp_path):
     assert cfg.model.backbone.init_cfg.checkpoint == str(tmp_path / 'in1k.pth')
 
 
-@pytest.mark.parametrize('error', [FileNotFoundError('no file x'), ValueError('bad value x')])
+@pytest.mark.parametrize('error', [MissingFileError('no file x'), BadInputError('bad value x')])
 def test_exit_on_user_error(error):
     with pytest.raises(SystemExit, match=f'^error: {error}$'):
         with exit_on_user_error():
             raise error
+    with pytest.raises(type(error)) as raised:  # --debug: the error itself, with its traceback
+        with exit_on_user_error(debug=True):
+            raise error
+    assert raised.value is error
 
 
-def test_exit_on_user_error_keeps_other_errors():
-    with pytest.raises(KeyError):
+@pytest.mark.parametrize('error', [KeyError('a bug'), ValueError('a bug'),
+                                   FileNotFoundError('a bug'), RuntimeError('a bug')])
+def test_exit_on_user_error_keeps_other_errors(error):
+    """Only BadInputError is bad input: anything else is a bug and keeps its traceback."""
+    with pytest.raises(type(error)):
         with exit_on_user_error():
-            raise KeyError('a bug, with its traceback')
+            raise error
 
 
 @pytest.mark.parametrize('tool, args, message', [
@@ -79,11 +85,15 @@ def test_exit_on_user_error_keeps_other_errors():
      "image 'absent.jpg' does not exist"),
     ('get_flops', ['absent.py'], "config 'absent.py' not found"),
     ('benchmark', ['absent.py', '--device', 'cpu'], "config 'absent.py' not found"),
-], ids=['train', 'test', 'infer', 'get_flops', 'benchmark'])
+    ('export_onnx', ['absent.py', '--shape', '64', '64', '--out', 'x.onnx'],
+     "config 'absent.py' not found"),
+    ('profile_block', ['--arch', 'huge', '--device', 'cpu'], "unknown arch 'huge'"),
+    ('quickstart', ['--image-size', '16', '--data-root', 'data', '--work-dir', 'work',
+                    '--threads', str(torch.get_num_threads())], r'need image sides >= 32'),
+], ids=['train', 'test', 'infer', 'get_flops', 'benchmark', 'export_onnx', 'profile_block',
+        'quickstart'])
 def test_tools_end_a_user_error_with_one_line(tool, args, message, tmp_path, monkeypatch):
-    """Each tool, run as a script, ends with SystemExit('error: <cause and fix>'): Python
-    prints that line to stderr and exits with status 1, without a traceback."""
+    """Each tool reports a missing file or a bad value in one line (see
+    tiny_runs.assert_one_line_error)."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, 'argv', [f'{tool}.py', *args])
-    with pytest.raises(SystemExit, match=f'^error: {message}'):
-        runpy.run_path(osp.join(TOOLS, f'{tool}.py'), run_name='__main__')
+    assert_one_line_error(tool, args, message, monkeypatch)

@@ -7,11 +7,15 @@ Everything else (pipelines' structure, losses, evaluators, hooks) stays the ship
 """
 import os
 import os.path as osp
+import runpy
 import subprocess
 import sys
 from typing import List, Optional
 
+import pytest
+
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 
 from mmspatialmamba.datasets import use_synthetic_data
 
@@ -62,6 +66,34 @@ def dump(cfg: Config, path: str) -> str:
     """Write ``cfg`` to ``path`` (a .py config file) and return the path."""
     cfg.dump(path)
     return path
+
+
+def run_script(tool: str, args: List[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run ``tools/<tool>.py`` in this process as ``python tools/<tool>.py ARGS`` would.
+
+    The default scope a Runner sets (e.g. 'mmdet') is undone with ``monkeypatch``, so later
+    tests build from the registries they name: mmengine 0.10.7 keeps its current scope as the
+    newest entry of ``DefaultScope._instance_dict``.
+    """
+    monkeypatch.setattr(DefaultScope, '_instance_dict', DefaultScope._instance_dict.copy())
+    monkeypatch.setattr(sys, 'argv', [f'{tool}.py', *args])
+    runpy.run_path(osp.join(ROOT, 'tools', f'{tool}.py'), run_name='__main__')
+
+
+def assert_one_line_error(tool: str, args: List[str], message: str,
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Check that ``tools/<tool>.py ARGS`` reports bad input as the tools do.
+
+    Without ``--debug`` the tool ends with ``SystemExit('error: ...')`` on one line, matching
+    ``message`` (Python prints that line to stderr, no traceback, and exits with status 1);
+    with ``--debug`` the ``BadInputError`` itself propagates (Python prints its traceback).
+    """
+    from mmspatialmamba.errors import BadInputError
+    with pytest.raises(SystemExit, match=f'^error: .*{message}') as exit_:
+        run_script(tool, args, monkeypatch)
+    assert isinstance(exit_.value.code, str) and '\n' not in exit_.value.code
+    with pytest.raises(BadInputError, match=message):
+        run_script(tool, [*args, '--debug'], monkeypatch)
 
 
 def run_tool(args: List[str], cwd: Optional[str] = None, timeout: int = 240,

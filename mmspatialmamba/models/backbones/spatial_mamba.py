@@ -7,6 +7,7 @@ from mmengine.logging import print_log
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ...errors import BadArgumentError, BadInputError
 from ...registry import MODELS
 from ..trunk import InitCfg, SpatialMambaTrunk
 
@@ -49,10 +50,10 @@ class SpatialMamba(SpatialMambaTrunk):
             beside it. Default: None.
 
     Raises:
-        TypeError: On an argument SpatialMamba does not take (the message suggests
+        BadArgumentError: On an argument SpatialMamba does not take (the message suggests
             ``_delete_=True`` when it was merged from the base config's backbone), or a
-            ``pretrained`` that is not a str.
-        ValueError: On a bad value (arch, out_indices, frozen_stages, drop_path_rate,
+            ``pretrained`` that is not a str; also a ``TypeError``.
+        BadInputError: On a bad value (arch, out_indices, frozen_stages, drop_path_rate,
             init_cfg), or ``pretrained`` given together with ``init_cfg``.
 
     Example:
@@ -75,7 +76,7 @@ class SpatialMamba(SpatialMambaTrunk):
                  pretrained: Optional[str] = None, init_cfg: InitCfg = None,
                  **unexpected) -> None:
         if unexpected:
-            raise TypeError(
+            raise BadArgumentError(
                 f'SpatialMamba got unexpected arguments {sorted(unexpected)}. If they come from '
                 "the base config's backbone (ResNet's depth, Swin's embed_dims, ...), replace "
                 "that backbone instead of merging into it: backbone=dict(_delete_=True, "
@@ -89,10 +90,10 @@ class SpatialMamba(SpatialMambaTrunk):
         out_indices = tuple(sorted({i % num_stages for i in given
                                     if -num_stages <= i < num_stages}))
         if not given or len(out_indices) != len(given):  # empty, out of range or repeated
-            raise ValueError(f'out_indices must be distinct stage indices in [0, {num_stages}) '
-                             f'(or negative, from the end), got {given}')
+            raise BadInputError(f'out_indices must be distinct stage indices in [0, {num_stages}) '
+                                f'(or negative, from the end), got {given}')
         if not -1 <= frozen_stages <= num_stages:
-            raise ValueError(f'frozen_stages must be in [-1, {num_stages}], got {frozen_stages}')
+            raise BadInputError(f'frozen_stages must be in [-1, {num_stages}], got {frozen_stages}')
         self.out_indices = out_indices
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
@@ -110,15 +111,15 @@ class SpatialMamba(SpatialMambaTrunk):
         deprecated ``pretrained`` and fails to load raises with the fix for mmseg configs.
 
         Raises:
-            ValueError: If the ``pretrained`` checkpoint does not load (e.g. a ResNet
+            BadInputError: If the ``pretrained`` checkpoint does not load (e.g. a ResNet
                 checkpoint inherited from an mmseg base config's ``model.pretrained``).
         """
         try:
             super().init_weights()
-        except (KeyError, ValueError) as err:
+        except BadInputError as err:
             if self.pretrained is None:
                 raise
-            raise ValueError(
+            raise BadInputError(
                 f'{self.pretrained!r}, the backbone\'s pretrained (mmseg hands it '
                 'model.pretrained, which base configs set to ResNet weights such as '
                 f"'open-mmlab://resnet50_v1c'), does not load: {err}. Set "
@@ -169,13 +170,14 @@ def _pretrained_to_init_cfg(pretrained: str, init_cfg: InitCfg) -> dict:
     e.g. ``ResNet``, accept it the same way).
 
     Raises:
-        TypeError: If ``pretrained`` is not a str.
-        ValueError: If ``init_cfg`` is given too.
+        BadArgumentError: If ``pretrained`` is not a str.
+        BadInputError: If ``init_cfg`` is given too.
     """
     if not isinstance(pretrained, str):
-        raise TypeError(f'pretrained must be a str (checkpoint path) or None, got {pretrained!r}')
+        raise BadArgumentError(f'pretrained must be a str (checkpoint path) or None, '
+                               f'got {pretrained!r}')
     if init_cfg is not None:
-        raise ValueError(
+        raise BadInputError(
             f'init_cfg and pretrained cannot be set at the same time (pretrained={pretrained!r}; '
             'mmseg hands model.pretrained to the backbone, and base configs set it): set '
             'model.pretrained=None and give the checkpoint in model.backbone.init_cfg')
@@ -211,18 +213,20 @@ class MMSpatialMamba(SpatialMamba):
                  with_cp: bool = False, **release_leftovers) -> None:
         unknown = sorted(set(release_leftovers) - _RELEASE_LEFTOVER_KEYS)
         if unknown:
-            raise TypeError(f'MM_SpatialMamba got unexpected arguments {unknown}; it takes dims, '
-                            'depths, d_state, drop_path_rate, out_indices, pretrained, '
-                            "use_checkpoint, with_cp (or use type='SpatialMamba')")
+            raise BadArgumentError(f'MM_SpatialMamba got unexpected arguments {unknown}; it '
+                                   'takes dims, depths, d_state, drop_path_rate, out_indices, '
+                                   "pretrained, use_checkpoint, with_cp (or use "
+                                   "type='SpatialMamba')")
         if d_state != 1:
-            raise ValueError(f'd_state must be 1 (all published models), got {d_state}')
+            raise BadInputError(f'd_state must be 1 (all published models), got {d_state}')
         init_cfg = dict(type='Pretrained', checkpoint=pretrained) if pretrained else None
         super().__init__(arch=dict(dims=dims, depths=depths), out_indices=out_indices,
                          drop_path_rate=drop_path_rate, with_cp=use_checkpoint or with_cp,
                          init_cfg=init_cfg)
         if release_leftovers:
             print_log(f'MM_SpatialMamba: ignoring Swin arguments inherited by the release '
-                      f'config: {sorted(release_leftovers)}', logger='current', level=logging.WARNING)
+                      f'config: {sorted(release_leftovers)}', logger='current',
+                      level=logging.WARNING)
         if not pretrained:
             print_log('MM_SpatialMamba: no pretrained checkpoint (pretrained is empty); '
                       'the backbone starts from its initialisation', logger='current')

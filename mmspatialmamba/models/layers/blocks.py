@@ -11,6 +11,7 @@ from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from torch import Tensor, nn
 
+from .profiling import profile_range
 from .sasf import StructureAwareSSM
 
 
@@ -129,6 +130,7 @@ class SpatialMambaBlock(nn.Module):
     ``x += drop_path(mlp(ln_2(x)))``. cpe1/cpe2 are depthwise conv3x3 positional encodings.
     The mixer, a :class:`StructureAwareSSM`, is the attribute ``self_attention``: the name
     comes from the published checkpoints and cannot change, but it is the SSM, not attention.
+    Each step runs in a profiler range named after it (:mod:`.profiling`).
 
     Args:
         dim: Channels C. drop_path: Stochastic depth rate of this block.
@@ -152,7 +154,19 @@ class SpatialMambaBlock(nn.Module):
         return conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x + self._pos_enc(self.cpe1, x)
-        x = x + self.drop_path(self.self_attention(self.ln_1(x)))
-        x = x + self._pos_enc(self.cpe2, x)
-        return x + self.drop_path(self.mlp(self.ln_2(x)))
+        """(batch, H, W, C) -> (batch, H, W, C)."""
+        with profile_range('cpe1'):
+            x = x + self._pos_enc(self.cpe1, x)
+        with profile_range('ln_1'):
+            h = self.ln_1(x)
+        h = self.self_attention(h)  # its steps have their own ranges
+        with profile_range('residual1'):
+            x = x + self.drop_path(h)
+        with profile_range('cpe2'):
+            x = x + self._pos_enc(self.cpe2, x)
+        with profile_range('ln_2'):
+            h = self.ln_2(x)
+        with profile_range('mlp'):
+            h = self.mlp(h)
+        with profile_range('residual2'):
+            return x + self.drop_path(h)

@@ -13,7 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ...errors import BadInputError
 from ...ops import structure_aware_ssm
+from .profiling import profile_range
 
 # The function every StructureAwareSSM runs as its SASF core; None means the op itself.
 _sasf_core: ContextVar[Optional[Callable[..., Tensor]]] = ContextVar('sasf_core', default=None)
@@ -70,7 +72,8 @@ class StructureAwareSSM(nn.Module):
     ``in_proj`` -> (x, z); x -> depthwise conv3x3 + SiLU -> per-position projections
     (dt, B, C) -> scan + structure-aware fusion + observation (one op) -> ``out_norm`` ->
     times SiLU(z) -> ``out_proj``. A block holds it as ``self_attention`` (the release's
-    name, kept for its checkpoints), though it is an SSM, not attention.
+    name, kept for its checkpoints), though it is an SSM, not attention. Each step runs in a
+    profiler range named after it (:mod:`.profiling`).
 
     Args:
         d_model: Channels C of the input and output.
@@ -86,8 +89,9 @@ class StructureAwareSSM(nn.Module):
                  dt_init_floor: float = 1e-4, backend: Optional[str] = None) -> None:
         super().__init__()
         if d_state != 1:
-            raise ValueError(f'd_state must be 1 (every published Spatial-Mamba uses 1 and the '
-                             f'state fusion is defined for one state per channel), got {d_state}')
+            raise BadInputError(f'd_state must be 1 (every published Spatial-Mamba uses 1 and '
+                                'the state fusion is defined for one state per channel), got '
+                                f'{d_state}')
         d_inner = expand * d_model
         self.d_inner = d_inner
         self.d_state = d_state
@@ -100,7 +104,8 @@ class StructureAwareSSM(nn.Module):
         nn.init.kaiming_uniform_(self.x_proj_weight, a=math.sqrt(5))  # nn.Linear's default
         std = self.dt_rank ** -0.5
         self.dt_projs_weight = nn.Parameter(torch.empty(d_inner, self.dt_rank).uniform_(-std, std))
-        self.dt_projs_bias = nn.Parameter(self._init_dt_bias(d_inner, dt_min, dt_max, dt_init_floor))
+        self.dt_projs_bias = nn.Parameter(
+            self._init_dt_bias(d_inner, dt_min, dt_max, dt_init_floor))
         # S4D-real initialisation A = -(1..N), stored as log; skip weights D = 1.
         self.A_logs = nn.Parameter(
             torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(d_inner, 1))
@@ -133,23 +138,33 @@ class StructureAwareSSM(nn.Module):
         # where chunking one output would leave strided halves (the depthwise conv would copy
         # x). x is then a dense channels-last map (the fast depthwise path), and u below a
         # time-major view (batch, D, L), the layout of the CPU scan.
-        w_x, w_z = self.in_proj.weight.chunk(2, dim=0)
-        x, z = F.linear(x, w_x), F.linear(x, w_z)
-        x = F.silu(self.conv2d(x.permute(0, 3, 1, 2)))               # (batch, D, H, W)
-        u = x.reshape(batch, self.d_inner, length)
-        x_dbl = torch.matmul(self.x_proj_weight, u)                  # (batch, R + 2N, L)
-        dt_low, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=1)
-        # Time-major like u, as one GEMM over positions: (batch, D, L) contiguous would be
-        # transposed back by the CPU scan (two copies of a (batch, L, D) map per block); the
-        # GPU kernels copy to their layout either way (ops/_utils.inner_contiguous).
-        delta = F.linear(dt_low.transpose(1, 2), self.dt_projs_weight).transpose(1, 2)
-        sf = self.state_fusion
-        # Dynamo cannot trace a ContextVar; the override is for eager analysis only.
-        core = structure_aware_ssm if torch.compiler.is_compiling() else \
-            (_sasf_core.get() or structure_aware_ssm)
-        y = core(
-            u, delta, -torch.exp(self.A_logs.float()), B, C, self.Ds, self.dt_projs_bias,
-            sf.kernel_3, sf.kernel_3_1, sf.kernel_3_2, sf.alpha, (height, width),
-            delta_softplus=True, backend=self.backend)
-        y = self.out_norm(y.transpose(1, 2).reshape(batch, height, width, self.d_inner))
-        return self.out_proj(y * F.silu(z))
+        with profile_range('in_proj'):
+            w_x, w_z = self.in_proj.weight.chunk(2, dim=0)
+            x, z = F.linear(x, w_x), F.linear(x, w_z)
+        with profile_range('conv2d+silu'):
+            x = F.silu(self.conv2d(x.permute(0, 3, 1, 2)))           # (batch, D, H, W)
+            u = x.reshape(batch, self.d_inner, length)
+        with profile_range('x_proj+dt'):
+            x_dbl = torch.matmul(self.x_proj_weight, u)              # (batch, R + 2N, L)
+            dt_low, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state],
+                                       dim=1)
+            # Time-major like u, as one GEMM over positions: (batch, D, L) contiguous would
+            # be transposed back by the CPU scan (two copies of a (batch, L, D) map per
+            # block); the GPU kernels copy to their layout either way
+            # (ops/_utils.inner_contiguous).
+            delta = F.linear(dt_low.transpose(1, 2), self.dt_projs_weight).transpose(1, 2)
+        with profile_range('sasf_core'):
+            sf = self.state_fusion
+            # Dynamo cannot trace a ContextVar; the override is for eager analysis only.
+            core = structure_aware_ssm if torch.compiler.is_compiling() else \
+                (_sasf_core.get() or structure_aware_ssm)
+            y = core(
+                u, delta, -torch.exp(self.A_logs.float()), B, C, self.Ds, self.dt_projs_bias,
+                sf.kernel_3, sf.kernel_3_1, sf.kernel_3_2, sf.alpha, (height, width),
+                delta_softplus=True, backend=self.backend)
+        with profile_range('out_norm'):
+            y = self.out_norm(y.transpose(1, 2).reshape(batch, height, width, self.d_inner))
+        with profile_range('gate'):
+            y = y * F.silu(z)
+        with profile_range('out_proj'):
+            return self.out_proj(y)
