@@ -75,8 +75,8 @@ def spatial_mamba_spec(source: str) -> BackboneSpec:
 
 def comparison_spec(name: str) -> BackboneSpec:
     """mmdet's Swin-T or ResNet-50 (a key of :data:`COMPARISONS`), without its checkpoint."""
-    from mmengine.config import Config
-    backbone = Config.fromfile(COMPARISONS[name]).model.backbone.to_dict()
+    from mmengine.hub import get_config
+    backbone = get_config(COMPARISONS[name]).model.backbone.to_dict()
     backbone.pop('init_cfg', None)
     return BackboneSpec(name, backbone, 'mmdet')
 
@@ -119,7 +119,8 @@ def build_stage_model(spec: BackboneSpec, stage: int,
         if all(torch.equal(before[k], v) for k, v in after.items()):
             raise ValueError(f'checkpoint {checkpoint!r} set none of the {spec.name} weights; '
                              f'give a checkpoint of {spec.name}')
-    module.eval().requires_grad_(False)
+    module.eval()
+    module.requires_grad_(False)
     weights = f'checkpoint {checkpoint}' if checkpoint else 'initialisation (no checkpoint)'
     return StageModel(spec.name, module, weights)
 

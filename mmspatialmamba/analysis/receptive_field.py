@@ -23,8 +23,9 @@ has an answer.
 import os
 import os.path as osp
 import time
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
+import cv2
 import mmcv
 import numpy as np
 import torch
@@ -89,9 +90,10 @@ def read_image(path: str, size: int) -> Tensor:
     Raises:
         ValueError: If the file cannot be read as an image.
     """
-    rgb = mmcv.imread(path, flag='color', channel_order='rgb')
-    if rgb is None:
-        raise ValueError(f'{path!r} could not be read as an image')
+    try:
+        rgb = mmcv.imread(path, flag='color', channel_order='rgb')
+    except cv2.error as error:  # mmcv converts the colours of what cv2 could not decode
+        raise ValueError(f'{path!r} could not be read as an image ({error})') from None
     height, width = rgb.shape[:2]
     scale = size / min(height, width)
     rgb = mmcv.imresize(rgb, (max(size, round(width * scale)), max(size, round(height * scale))))
@@ -127,8 +129,20 @@ def centre_input_gradient(stage_output: Callable[[Tensor], Tensor], image: Tenso
     return grad[0].abs().sum(0)
 
 
+class MeanGradient(NamedTuple):
+    """What :func:`mean_centre_gradient` returns.
+
+    ``gradient``: (H, W) float32, the mean over the images. ``seconds``: wall-clock seconds per
+    image (forward + backward). ``cpu_seconds``: this process's CPU seconds per image, all
+    threads together (less sensitive than wall time to other jobs on a shared machine).
+    """
+    gradient: Tensor
+    seconds: float
+    cpu_seconds: float
+
+
 def mean_centre_gradient(stage_output: Callable[[Tensor], Tensor], images: Sequence[Tensor],
-                         progress: bool = True) -> Tuple[Tensor, float]:
+                         progress: bool = True) -> MeanGradient:
     """:func:`centre_input_gradient` averaged over ``images``, with the time per image.
 
     Args:
@@ -136,22 +150,23 @@ def mean_centre_gradient(stage_output: Callable[[Tensor], Tensor], images: Seque
         images: Each (3, H, W), all the same size.
         progress: Show a progress bar (mmengine's) on stdout.
 
-    Returns:
-        ``(mean gradient (H, W) float32, seconds per image of forward + backward)``.
+    Raises:
+        ValueError: If ``images`` is empty.
     """
     if not images:
         raise ValueError('need at least one image')
     total = torch.zeros(images[0].shape[1:])
     bar = ProgressBar(len(images)) if progress else None
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for image in images:
         total += centre_input_gradient(stage_output, image)
         if bar is not None:
             bar.update()
     seconds = (time.perf_counter() - start) / len(images)
+    cpu_seconds = (time.process_time() - cpu_start) / len(images)
     if bar is not None:
         bar.file.write('\n')
-    return total / len(images), seconds
+    return MeanGradient(total / len(images), seconds, cpu_seconds)
 
 
 def erf_display(mean_gradient: Tensor) -> np.ndarray:

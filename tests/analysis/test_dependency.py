@@ -101,7 +101,7 @@ def test_capture_records_only_the_chosen_mixer_and_changes_nothing(seed):
         torch.testing.assert_close(c, a, rtol=0, atol=0)
     assert len(calls) == 1, f'{len(calls)} calls recorded for one mixer'
     call = calls[0]
-    assert tuple(call.hw) == (5, 7) and call.u.shape == (1, 16, 35)   # stage 1: stride 8
+    assert tuple(call.hw) == (5, 7) and call.u.shape == (1, 32, 35)  # stage 1: stride 8, D = 2 * 16
     sf = backbone.layers[1].blocks[1].self_attention.state_fusion
     assert torch.equal(call.k3, sf.kernel_3_1) and torch.equal(call.alpha, sf.alpha)
     scan_only, fused = dependency_rows(call, 17)
@@ -148,7 +148,7 @@ def test_dependency_map_tool(tmp_path, capsys):
     config = tmp_path / 'small.py'
     config.write_text(f"""
 _base_ = {str(ROOT / 'configs/maskrcnn_spatialmamba_t_coco.py')!r}
-model = dict(backbone=dict(arch=dict(dims=8, depths=[1, 1, 2, 1])),
+model = dict(backbone=dict(arch=dict(_delete_=True, dims=8, depths=[1, 1, 2, 1])),
              neck=dict(in_channels=[8, 16, 32, 64]))
 test_dataloader = dict(dataset=dict(pipeline=[
     dict(type='LoadImageFromFile'), dict(type='Resize', scale=(64, 64), keep_ratio=True),

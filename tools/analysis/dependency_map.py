@@ -20,7 +20,6 @@ only looks back) and the time per query.
 """
 import argparse
 import json
-import os
 import os.path as osp
 import time
 from typing import Any, Dict, List, Optional
@@ -83,10 +82,8 @@ def draw(rgb: np.ndarray, queries: List[Dict[str, Any]], caption: str, out: str)
             ax.axis('off')
     fig.text(0.01, 0.005, caption, fontsize=7, va='bottom', wrap=True)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    if osp.dirname(out):
-        os.makedirs(osp.dirname(out), exist_ok=True)
-    fig.savefig(out, dpi=80)
-    plt.close(fig)
+    from mmspatialmamba.analysis.figures import save_figure
+    save_figure(fig, out, dpi=80)
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:

@@ -22,8 +22,6 @@ checkpoint a backbone keeps its initialisation, and the output and the figure sa
 """
 import argparse
 import json
-import os
-import os.path as osp
 from typing import Any, Dict, List, Optional
 
 import matplotlib
@@ -80,10 +78,8 @@ def draw(results: List[Dict[str, Any]], stage: int, num_images: int, size: int,
     fig.text(0.01, 0.01, f'ERF at stage index {stage} (the paper\'s stage {stage + 1}), '
              f'{num_images} images at {size}x{size}.\nWeights: {weights}',
              fontsize=7, va='bottom', wrap=True)
-    if osp.dirname(out):
-        os.makedirs(osp.dirname(out), exist_ok=True)
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
+    from mmspatialmamba.analysis.figures import save_figure
+    save_figure(fig, out, dpi=90)
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
@@ -115,17 +111,21 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     results = []
     for model in models:
         print(f'{model.name} ({model.weights}):')
-        gradient, seconds = mean_centre_gradient(model, images)
-        erf = erf_display(gradient)
+        measured = mean_centre_gradient(model, images)
+        erf = erf_display(measured.gradient)
         results.append(dict(name=model.name, weights=model.weights, erf=erf,
-                            area_ratios=area_ratios(erf), seconds_per_image=seconds))
+                            area_ratios=area_ratios(erf), seconds_per_image=measured.seconds,
+                            cpu_seconds_per_image=measured.cpu_seconds))
 
-    print(f'{"backbone":<18}{"s/image":>9}{"20%":>8}{"30%":>8}{"50%":>8}{"99%":>8}  weights')
+    print(f'{"backbone":<18}{"s/image":>9}{"CPU s":>7}{"20%":>8}{"30%":>8}{"50%":>8}{"99%":>8}'
+          '  weights')
     for r in results:
         ratios = ''.join(f'{100 * v:>7.2f}%' for v in r['area_ratios'].values())
-        print(f'{r["name"]:<18}{r["seconds_per_image"]:>9.3f}{ratios}  {r["weights"]}')
-    print('area ratio: the fraction of the input (a centred square) holding that share of the '
-          'log-scaled ERF')
+        print(f'{r["name"]:<18}{r["seconds_per_image"]:>9.3f}{r["cpu_seconds_per_image"]:>7.3f}'
+              f'{ratios}  {r["weights"]}')
+    print('s/image: wall-clock seconds per image (forward + backward); CPU s: CPU seconds per '
+          f'image, {torch.get_num_threads()} thread(s) together; area ratio: the fraction of the '
+          'input (a centred square) holding that share of the log-scaled ERF')
     draw(results, args.stage, len(images), args.size, args.out)
     print(f'figure: {args.out}')
     summary = dict(stage=args.stage, size=args.size, images=paths, threads=torch.get_num_threads(),
