@@ -51,7 +51,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--json', metavar='PATH', help='also write the numbers as JSON')
     parser.add_argument('--seed', type=int, default=0,
                         help='seed of the initialisation when no checkpoint is given')
-    return parser.parse_args(argv)
+    parser.add_argument('--threads', type=int, help='torch CPU threads (default: torch\'s)')
+    args = parser.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        parser.error(f'--threads must be >= 1, got {args.threads}')
+    return args
 
 
 def log_scaled(values: np.ndarray) -> np.ndarray:
@@ -96,11 +100,13 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
                                                     map_to_image, query_position)
     from mmspatialmamba.apis import exit_on_user_error, inference, init_model
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     with exit_on_user_error():
         if not osp.isfile(args.image):
             raise FileNotFoundError(f'image {args.image!r} does not exist')
+        torch.manual_seed(args.seed)  # the constructors draw part of the initialisation
         model = init_model(args.config)
-        torch.manual_seed(args.seed)
         model.init_weights()
         mixer = block_mixer(model.backbone, args.stage, args.block)
         if args.checkpoint:
@@ -110,10 +116,11 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         'initialisation (no checkpoint)'
     block = args.block % len(model.backbone.layers[args.stage].blocks)
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     with capture_sasf_call(mixer) as calls:
         result = inference(model, args.image)
     forward_seconds = time.perf_counter() - start
+    forward_cpu_seconds = time.process_time() - cpu_start
     call = calls[0]
     image_shape = tuple(result.metainfo['ori_shape'][:2])
     resized_shape = tuple(result.metainfo['img_shape'][:2])
@@ -139,7 +146,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     print(f'{name}: stage {args.stage}, block {block}, map {height}x{width} '
           f'(image {image_shape[0]}x{image_shape[1]} resized to '
           f'{resized_shape[0]}x{resized_shape[1]}); weights: {weights}')
-    print(f'forward through the model: {forward_seconds:.2f} s')
+    print(f'test pipeline + forward through the model: {forward_seconds:.2f} s '
+          f'({forward_cpu_seconds:.2f} s CPU, {torch.get_num_threads()} threads)')
     for q in queries:
         print(f'pixel {tuple(q["pixel"])} -> cell {tuple(q["cell"])}: after the query in raster '
               f'order {100 * q["scan_only_after"]:.1f}% (scan only), {100 * q["fused_after"]:.1f}% '
@@ -151,6 +159,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     print(f'figure: {args.out}')
     summary = dict(config=args.config, checkpoint=args.checkpoint, stage=args.stage,
                    block=block, hw=[height, width], forward_seconds=forward_seconds,
+                   forward_cpu_seconds=forward_cpu_seconds,
                    queries=[{k: v for k, v in q.items() if k not in ('scan_only', 'fused')}
                             for q in queries])
     if args.json:

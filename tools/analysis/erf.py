@@ -115,7 +115,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         erf = erf_display(measured.gradient)
         results.append(dict(name=model.name, weights=model.weights, erf=erf,
                             area_ratios=area_ratios(erf), seconds_per_image=measured.seconds,
-                            cpu_seconds_per_image=measured.cpu_seconds))
+                            cpu_seconds_per_image=measured.cpu_seconds,
+                            peak_mean_gradient=float(measured.gradient.max())))
 
     print(f'{"backbone":<18}{"s/image":>9}{"CPU s":>7}{"20%":>8}{"30%":>8}{"50%":>8}{"99%":>8}'
           '  weights')
