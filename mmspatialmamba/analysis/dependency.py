@@ -166,12 +166,12 @@ def block_mixer(backbone: nn.Module, stage: int, block: int) -> StructureAwareSS
         block: Block index in the stage; negative counts from the stage's last block.
 
     Raises:
-        TypeError: If ``backbone`` has no Spatial-Mamba stages.
-        ValueError: If ``stage`` or ``block`` is out of range.
+        ValueError: If ``backbone`` has no Spatial-Mamba stages, or ``stage`` or ``block`` is
+            out of range.
     """
     layers = getattr(backbone, 'layers', None)
     if layers is None or not all(hasattr(layer, 'blocks') for layer in layers):
-        raise TypeError(f'dependency maps need a Spatial-Mamba backbone (with layers[i].blocks), '
+        raise ValueError(f'dependency maps need a Spatial-Mamba backbone (with layers[i].blocks), '
                         f'got {type(backbone).__name__}')
     if not 0 <= stage < len(layers):
         raise ValueError(f'stage must be in [0, {len(layers)}), got {stage}')

@@ -115,7 +115,7 @@ def test_errors():
         block_mixer(backbone, 4, 0)
     with pytest.raises(ValueError, match='stage 1 has 2 blocks'):
         block_mixer(backbone, 1, 2)
-    with pytest.raises(TypeError, match='need a Spatial-Mamba backbone'):
+    with pytest.raises(ValueError, match='need a Spatial-Mamba backbone'):
         block_mixer(torch.nn.Linear(2, 2), 0, 0)
     with pytest.raises(TypeError, match='must be a StructureAwareSSM'):
         with capture_sasf_call(backbone.layers[0]):

@@ -107,8 +107,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
             raise FileNotFoundError(f'image {args.image!r} does not exist')
         torch.manual_seed(args.seed)  # the constructors draw part of the initialisation
         model = init_model(args.config)
-        model.init_weights()
         mixer = block_mixer(model.backbone, args.stage, args.block)
+        model.backbone.init_weights()  # only the backbone matters here
         if args.checkpoint:
             model.backbone.load_pretrained(args.checkpoint)
     model.eval()
