@@ -5,7 +5,8 @@ core maps the sequence ``u`` (batch, D, L) to ``y`` (docs/model.md steps 5-7). O
 step sizes ``dt``, ``B`` and ``C`` (computed from the image) are held fixed, the core is
 linear in ``u``, channel by channel: ``y[d, q] = sum_p M_d[q, p] u[d, p] + D_d u[d, q]``.
 Row ``q`` of ``M_d`` says how strongly position ``p`` of the mixer's input contributes to its
-output at the query position ``q``. It is read exactly with autograd: the gradient of
+output at the query position ``q`` (``u`` is that input after ``in_proj``, the depthwise 3x3
+convolution and SiLU, on the same grid). It is read exactly with autograd: the gradient of
 ``y[:, q].sum()`` with respect to ``u``, since no operation of the core mixes channels.
 
 Two rows are compared (:func:`dependency_rows`):
@@ -14,8 +15,8 @@ Two rows are compared (:func:`dependency_rows`):
   ``q`` in raster order and, before it, ``C_q exp(A sum_{q' in (p, q]} dt_q') B_p dt_p``:
   a 1-D sweep that decays along the raster order;
 * **fused**: the full core, ``y = C * fusion(h)``. The fusion (three dilated depthwise 3x3
-  kernels, dilations 1, 3, 5, replicate padding) mixes the states of ``q``'s 27 neighbours,
-  so row ``q`` is the kernels' weighted sum of the scan-only state rows at those neighbours.
+  kernels, dilations 1, 3, 5, replicate padding) mixes the states at 27 taps around ``q``,
+  so row ``q`` is the kernels' weighted sum of the scan-only state rows at those taps.
 
 The skip term ``D * u`` is left out of both: it links ``q`` only to itself, identically.
 The tensors come from a real forward pass: :func:`capture_sasf_call` records the core's

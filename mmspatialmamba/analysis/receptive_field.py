@@ -68,10 +68,11 @@ def find_images(paths: Sequence[str], num: Optional[int] = None) -> List[str]:
     if not found:
         raise ValueError(f'no images ({", ".join(IMAGE_SUFFIXES)}) in {list(paths)}')
     if num is not None:
-        if not 1 <= num <= len(found):
-            raise ValueError(f'--num {num} asks for more images than the {len(found)} found in '
-                             f'{list(paths)} (or fewer than 1); pass --num <= {len(found)} '
-                             'or more images')
+        if num < 1:
+            raise ValueError(f'the number of images must be at least 1, got {num}')
+        if num > len(found):
+            raise ValueError(f'asked for {num} images, more than the {len(found)} found in '
+                             f'{list(paths)}; ask for at most {len(found)} or give more images')
         found = found[:num]
     return found
 

@@ -111,8 +111,10 @@ def test_find_images(tmp_path):
         str(tmp_path / 'b.png'), str(tmp_path / 'a.jpg')]
     with pytest.raises(FileNotFoundError, match='does not exist'):
         find_images([str(tmp_path / 'missing')])
-    with pytest.raises(ValueError, match='more images than the 2 found'):
+    with pytest.raises(ValueError, match='asked for 3 images, more than the 2 found'):
         find_images([str(tmp_path)], num=3)
+    with pytest.raises(ValueError, match='must be at least 1, got 0'):
+        find_images([str(tmp_path)], num=0)
     (tmp_path / 'empty').mkdir()
     with pytest.raises(ValueError, match='no images'):
         find_images([str(tmp_path / 'empty')])
