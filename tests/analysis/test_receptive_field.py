@@ -184,6 +184,20 @@ def test_erf_tool_compare(tmp_path, capsys):
     assert (tmp_path / 'cmp.png').stat().st_size < 300_000
 
 
+def test_erf_tool_refuses_a_code_running_checkpoint(tmp_path, monkeypatch):
+    """Loading a checkpoint never runs code from it: the tool stops and names the opt-in."""
+    from crafted_checkpoint import save_crafted
+
+    from mmspatialmamba.checkpoint_io import TRUST_ENV
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    checkpoint, marker = save_crafted(str(tmp_path))
+    images = write_images(tmp_path / 'data', 1)
+    with pytest.raises(SystemExit, match='--trust-checkpoint'):
+        load_erf_tool().main([TINY_ARCH, checkpoint, '--images', images, '--size', '32',
+                              '--out', str(tmp_path / 'erf.png')])
+    assert not Path(marker).exists()
+
+
 def test_erf_tool_errors(tmp_path, capsys):
     erf_tool = load_erf_tool()
     with pytest.raises(SystemExit, match='does not exist'):

@@ -28,8 +28,16 @@ import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
+import mmcv  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
+from mmspatialmamba.analysis.dependency import (block_mixer, capture_sasf_call,  # noqa: E402
+                                                channel_magnitude, dependency_rows,
+                                                map_to_image, query_position)
+from mmspatialmamba.analysis.figures import save_figure  # noqa: E402
+from mmspatialmamba.apis import exit_on_user_error, inference, init_model  # noqa: E402
+from mmspatialmamba.checkpoint_io import add_trust_argument, apply_trust_argument  # noqa: E402
 
 DECADES = 3  # dynamic range of the drawn maps, in powers of ten below the maximum
 
@@ -52,6 +60,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0,
                         help='seed of the initialisation when no checkpoint is given')
     parser.add_argument('--threads', type=int, help='torch CPU threads (default: torch\'s)')
+    add_trust_argument(parser)
     args = parser.parse_args(argv)
     if args.threads is not None and args.threads < 1:
         parser.error(f'--threads must be >= 1, got {args.threads}')
@@ -86,20 +95,13 @@ def draw(rgb: np.ndarray, queries: List[Dict[str, Any]], caption: str, out: str)
             ax.axis('off')
     fig.text(0.01, 0.005, caption, fontsize=7, va='bottom', wrap=True)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    from mmspatialmamba.analysis.figures import save_figure
     save_figure(fig, out, dpi=80)
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     """Record, compute the maps, print, draw, optionally write JSON; returns the numbers."""
     args = parse_args(argv)
-    import mmcv
-    import mmspatialmamba  # noqa: F401  (registers the models)
-    from mmspatialmamba.analysis.dependency import (block_mixer, capture_sasf_call,
-                                                    channel_magnitude, dependency_rows,
-                                                    map_to_image, query_position)
-    from mmspatialmamba.apis import exit_on_user_error, inference, init_model
-
+    apply_trust_argument(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     with exit_on_user_error():

@@ -30,6 +30,15 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from mmspatialmamba.analysis.erf_models import (build_stage_model,  # noqa: E402
+                                                comparison_spec, spatial_mamba_spec)
+from mmspatialmamba.analysis.figures import save_figure  # noqa: E402
+from mmspatialmamba.analysis.receptive_field import (area_ratios, erf_display,  # noqa: E402
+                                                     find_images, mean_centre_gradient,
+                                                     read_image)
+from mmspatialmamba.apis import exit_on_user_error  # noqa: E402
+from mmspatialmamba.checkpoint_io import add_trust_argument, apply_trust_argument  # noqa: E402
+
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -54,6 +63,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0,
                         help='seed of the initialisation of backbones without checkpoint')
     parser.add_argument('--threads', type=int, help='torch CPU threads (default: torch\'s)')
+    add_trust_argument(parser)
     args = parser.parse_args(argv)
     if args.size < 32:
         parser.error(f'--size must be at least 32 (the backbones downsample 32x), got {args.size}')
@@ -78,20 +88,13 @@ def draw(results: List[Dict[str, Any]], stage: int, num_images: int, size: int,
     fig.text(0.01, 0.01, f'ERF at stage index {stage} (the paper\'s stage {stage + 1}), '
              f'{num_images} images at {size}x{size}.\nWeights: {weights}',
              fontsize=7, va='bottom', wrap=True)
-    from mmspatialmamba.analysis.figures import save_figure
     save_figure(fig, out, dpi=90)
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     """Measure, print a table, draw the figure, optionally write JSON; returns the numbers."""
     args = parse_args(argv)
-    import mmspatialmamba  # noqa: F401  (registers the models)
-    from mmspatialmamba.analysis.erf_models import (build_stage_model, comparison_spec,
-                                                    spatial_mamba_spec)
-    from mmspatialmamba.analysis.receptive_field import (area_ratios, erf_display, find_images,
-                                                         mean_centre_gradient, read_image)
-    from mmspatialmamba.apis import exit_on_user_error
-
+    apply_trust_argument(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     with exit_on_user_error():
