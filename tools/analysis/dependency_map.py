@@ -77,7 +77,7 @@ def log_scaled(values: np.ndarray) -> np.ndarray:
 
 def draw(rgb: np.ndarray, queries: List[Dict[str, Any]], caption: str, out: str) -> None:
     """One row per query: the image with the query marked, then the scan-only and fused maps."""
-    fig, axes = plt.subplots(len(queries), 3, figsize=(9, 3.1 * len(queries) + 0.5),
+    fig, axes = plt.subplots(len(queries), 3, figsize=(9, 3.3 * len(queries) + 0.6),
                              squeeze=False)
     for row, query in zip(axes, queries):
         y, x = query['pixel']
