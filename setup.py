@@ -44,5 +44,6 @@ setup(
         'seg': ['mmsegmentation>=1.0.0,<1.3.0', 'ftfy', 'regex'],       # tested: 1.2.2
         'triton': ['triton>=3.0'],                                      # tested: 3.6 (GPU), 3.9 (CPU)
         'tests': ['pytest'],
+        'vis': ['scikit-image'],   # example photographs for tools/analysis (docs/visualise.md)
     },
 )
