@@ -5,8 +5,38 @@ subpackage ``mmspatialmamba.ops``. torch is deliberately not in ``install_requir
 would resolve an unpinned (or merely bounded) torch to the newest multi-GB CUDA build even on
 a CPU machine. Install the torch build you want first (``tools/setup_env.sh`` pins the tested
 one); ``mmspatialmamba`` checks its version at import and says what to do if it is too old.
+
+The configs ship inside the package as ``mmspatialmamba/.mim/configs`` with the model index
+``mmspatialmamba/.mim/model-index.yml`` (the layout of mmdet's and mmseg's wheels), so in a
+regular install ``_base_ = 'mmspatialmamba::maskrcnn_spatialmamba_t_coco.py'`` and ``mim
+search mmspatialmamba`` find them without a clone. An editable install (``pip install -e``)
+does not get them: mmengine looks for ``.mim`` beside the installed package; use the clone's
+``configs/`` paths there.
 """
+import glob
+import os
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+
+# Shipped as mmspatialmamba/.mim/<path> (MANIFEST.in puts them in the source distribution).
+MIM_FILES = ('model-index.yml', 'configs/**/*.py', 'configs/**/*.yml')
+
+
+class BuildPyWithConfigs(build_py):
+    """build_py that also copies :data:`MIM_FILES` into ``mmspatialmamba/.mim``."""
+
+    def run(self) -> None:
+        super().run()
+        if self.editable_mode:
+            return
+        for pattern in MIM_FILES:
+            for path in sorted(glob.glob(pattern, recursive=True)):
+                target = os.path.join(self.build_lib, 'mmspatialmamba', '.mim', path)
+                self.mkpath(os.path.dirname(target))
+                self.copy_file(path, target)
+
 
 setup(
     name='mmspatialmamba',
@@ -28,4 +58,5 @@ setup(
         'triton': ['triton>=3.0'],                                      # tested: 3.6 (GPU), 3.9 (CPU)
         'tests': ['pytest'],
     },
+    cmdclass={'build_py': BuildPyWithConfigs},
 )
