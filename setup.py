@@ -6,12 +6,10 @@ would resolve an unpinned (or merely bounded) torch to the newest multi-GB CUDA 
 a CPU machine. Install the torch build you want first (``tools/setup_env.sh`` pins the tested
 one); ``mmspatialmamba`` checks its version at import and says what to do if it is too old.
 
-The configs ship inside the package as ``mmspatialmamba/.mim/configs`` with the model index
-``mmspatialmamba/.mim/model-index.yml`` (the layout of mmdet's and mmseg's wheels), so in a
-regular install ``_base_ = 'mmspatialmamba::maskrcnn_spatialmamba_t_coco.py'`` and ``mim
-search mmspatialmamba`` find them without a clone. An editable install (``pip install -e``)
-does not get them: mmengine looks for ``.mim`` beside the installed package; use the clone's
-``configs/`` paths there.
+The configs ship inside the package as ``mmspatialmamba/.mim/configs``, with the model index
+``mmspatialmamba/.mim/model-index.yml`` (the layout of mmdet's and mmseg's wheels, where mim
+looks), so an install without a clone has them too. An editable install (``pip install -e``)
+uses the clone's ``configs/`` and ``model-index.yml`` instead.
 """
 import glob
 import os
