@@ -129,7 +129,8 @@ def fake_slurm(tmp_path) -> dict:
 def test_slurm_train_and_test_on_two_tasks(fake_slurm, ade_root, tmp_path):
     """mmdet's interface (PARTITION JOB_NAME CONFIG [WORK_DIR], GPUS, GPUS_PER_NODE,
     CPUS_PER_TASK, SRUN_ARGS) reaches srun; mmengine takes each task's rank from SLURM_PROCID
-    and the master from SLURM_NODELIST; then slurm_test.sh evaluates the checkpoint."""
+    and the master from SLURM_NODELIST; then slurm_test.sh evaluates the checkpoint (one
+    task)."""
     config, work_dir = _ranked_config(ade_root, tmp_path), str(tmp_path / 'work')
     env = dict(fake_slurm['env'], GPUS='2', GPUS_PER_NODE='1', CPUS_PER_TASK='3',
                SRUN_ARGS='--quotatype=auto --time=10')
@@ -150,11 +151,12 @@ def test_slurm_train_and_test_on_two_tasks(fake_slurm, ade_root, tmp_path):
 
     checkpoint = osp.join(work_dir, 'iter_2.pth')
     output = _run(['bash', 'tools/slurm_test.sh', 'cpu_part', 'sm_test', config, checkpoint,
-                   '--work-dir', str(tmp_path / 'test')], env)
+                   '--work-dir', str(tmp_path / 'test')], dict(env, GPUS='1'))
     with open(fake_slurm['srun']) as f:
-        assert json.load(f)['command'][2:] == [osp.join(ROOT, 'tools', 'test.py'), config,
-                                               checkpoint, '--work-dir',
-                                               str(tmp_path / 'test'), '--launcher', 'slurm']
+        srun = json.load(f)
+    assert (srun['options']['--job-name'], srun['options']['--ntasks']) == ('sm_test', '1')
+    assert srun['command'][2:] == [osp.join(ROOT, 'tools', 'test.py'), config, checkpoint,
+                                   '--work-dir', str(tmp_path / 'test'), '--launcher', 'slurm']
     assert 'mIoU' in output
 
 
