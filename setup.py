@@ -29,11 +29,15 @@ class BuildPyWithConfigs(build_py):
         super().run()
         if self.editable_mode:
             return
-        for pattern in MIM_FILES:
-            for path in sorted(glob.glob(pattern, recursive=True)):
-                target = os.path.join(self.build_lib, 'mmspatialmamba', '.mim', path)
-                self.mkpath(os.path.dirname(target))
-                self.copy_file(path, target)
+        paths = [path for pattern in MIM_FILES
+                 for path in sorted(glob.glob(pattern, recursive=True))]
+        if 'model-index.yml' not in paths:
+            raise FileNotFoundError('model-index.yml not found beside setup.py: build from a '
+                                    'clone, or from a source distribution made with MANIFEST.in')
+        for path in paths:
+            target = os.path.join(self.build_lib, 'mmspatialmamba', '.mim', path)
+            self.mkpath(os.path.dirname(target))
+            self.copy_file(path, target)
 
 
 setup(

@@ -143,7 +143,8 @@ def test_mmdet_get_flops(det_run, tmp_path):
     flops = re.search(r'Flops: ([\d.]+)([KMG])', output)
     assert params and flops, output[-3000:]
     counted = float(params[1]) * {'K': 1e3, 'M': 1e6}[params[2]]
-    assert counted == pytest.approx(_params(det_run.config), rel=5e-3)  # printed to 3 significant digits
+    # printed to 3 significant digits
+    assert counted == pytest.approx(_params(det_run.config), rel=5e-3)
     assert float(flops[1]) > 0
 
 
