@@ -9,7 +9,7 @@ one); ``mmspatialmamba`` checks its version at import and says what to do if it 
 The configs ship inside the package as ``mmspatialmamba/.mim/configs``, with the model index
 ``mmspatialmamba/.mim/model-index.yml`` (the layout of mmdet's and mmseg's wheels, where mim
 looks), so an install without a clone has them too. An editable install (``pip install -e``)
-uses the clone's ``configs/`` and ``model-index.yml`` instead.
+does not get that copy: use the clone's ``configs/`` (``mim search`` finds no model index).
 """
 import glob
 import os

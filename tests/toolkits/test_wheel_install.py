@@ -76,13 +76,24 @@ def _run(args, **kwargs) -> str:
     return result.stdout
 
 
-def test_wheel_beside_the_pinned_stack_builds_and_runs_the_shipped_configs(tmp_path):
+def _copy_source(tmp_path) -> str:
+    """The repository's files, without its environment, outputs and git data."""
     source = tmp_path / 'source'
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
         '.git', '.venv', 'work_dirs', 'data', 'checkpoints', 'build', 'dist', '*.egg-info',
         '__pycache__', '.pytest_cache'))
-    _run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q',
-          '-w', str(tmp_path / 'dist'), str(source)])
+    return str(source)
+
+
+def _pip_wheel(source: str, tmp_path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps',
+                           '--no-build-isolation', '-q', '-w', str(tmp_path / 'dist'), source],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_wheel_beside_the_pinned_stack_builds_and_runs_the_shipped_configs(tmp_path):
+    built = _pip_wheel(_copy_source(tmp_path), tmp_path)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-5000:]
     wheel, = glob.glob(str(tmp_path / 'dist' / 'mmspatialmamba-*.whl'))
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in ('mmspatialmamba/ops/dispatch.py', 'mmspatialmamba/.mim/model-index.yml',
@@ -101,3 +112,13 @@ def test_wheel_beside_the_pinned_stack_builds_and_runs_the_shipped_configs(tmp_p
     assert re.search(r'^maskrcnn_spatialmamba_t_coco MaskRCNN pred_instances \(\d+, 4\)$',
                      output, flags=re.M), output
     assert 'upernet_spatialmamba_t_ade20k EncoderDecoder pred_sem_seg (64, 64)' in output, output
+
+
+def test_wheel_build_without_the_model_index_stops_with_the_reason(tmp_path):
+    """A source tree without model-index.yml (an sdist made without MANIFEST.in) would give a
+    wheel without configs; the build stops instead."""
+    source = _copy_source(tmp_path)
+    os.remove(osp.join(source, 'model-index.yml'))
+    built = _pip_wheel(source, tmp_path)
+    assert built.returncode != 0
+    assert 'model-index.yml not found beside setup.py' in built.stdout + built.stderr
