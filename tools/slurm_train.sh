@@ -8,8 +8,10 @@
 #
 # The interface of mmdet's and mmseg's tools/slurm_train.sh. GPUS: tasks in all (default 8);
 # GPUS_PER_NODE: tasks and GPUs per node (default 8); SRUN_ARGS: more srun options, e.g.
-# "--quotatype=auto". WORK_DIR defaults to work_dirs/<config name>. PYTHON: see
-# tools/launch_common.sh (on a cluster, a Python every node can run).
+# "--quotatype=auto". WORK_DIR defaults to work_dirs/<config name>. MASTER_PORT: the port the
+# tasks meet at on the first node (default 29500; set another for a second job on the same
+# nodes). PYTHON: see tools/launch_common.sh (on a cluster, a Python every node can run).
+# Without CUDA the tasks run on CPU with gloo (for testing the distributed path).
 set -euo pipefail
 if [ $# -lt 3 ]; then
     echo "usage: bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG [WORK_DIR] [train.py options...]" >&2
