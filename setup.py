@@ -5,17 +5,46 @@ subpackage ``mmspatialmamba.ops``. torch is deliberately not in ``install_requir
 would resolve an unpinned (or merely bounded) torch to the newest multi-GB CUDA build even on
 a CPU machine. Install the torch build you want first (``tools/setup_env.sh`` pins the tested
 one); ``mmspatialmamba`` checks its version at import and says what to do if it is too old.
+
+The configs ship inside the package as ``mmspatialmamba/.mim/configs``, with the model index
+``mmspatialmamba/.mim/model-index.yml`` (the layout of mmdet's and mmseg's wheels, where mim
+looks), so an install without a clone has them too. An editable install (``pip install -e``)
+does not get that copy: use the clone's ``configs/`` (``mim search`` finds no model index).
 """
 import ast
-import os.path as osp
+import glob
+import os
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+
+# Shipped as mmspatialmamba/.mim/<path> (MANIFEST.in puts them in the source distribution).
+MIM_FILES = ('model-index.yml', 'configs/**/*.py', 'configs/**/*.yml')
+
+
+class BuildPyWithConfigs(build_py):
+    """build_py that also copies :data:`MIM_FILES` into ``mmspatialmamba/.mim``."""
+
+    def run(self) -> None:
+        super().run()
+        if self.editable_mode:
+            return
+        paths = [path for pattern in MIM_FILES
+                 for path in sorted(glob.glob(pattern, recursive=True))]
+        if 'model-index.yml' not in paths:
+            raise FileNotFoundError('model-index.yml not found beside setup.py: build from a '
+                                    'clone, or from a source distribution made with MANIFEST.in')
+        for path in paths:
+            target = os.path.join(self.build_lib, 'mmspatialmamba', '.mim', path)
+            self.mkpath(os.path.dirname(target))
+            self.copy_file(path, target)
 
 
 def read_version() -> str:
     """``__version__`` from mmspatialmamba/version.py, parsed without importing the package
     (which needs torch, not installed at build time)."""
-    path = osp.join(osp.dirname(osp.abspath(__file__)), 'mmspatialmamba', 'version.py')
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'mmspatialmamba', 'version.py')
     with open(path) as f:
         for node in ast.parse(f.read()).body:
             if isinstance(node, ast.Assign) and \
@@ -46,4 +75,5 @@ setup(
         'tests': ['pytest'],
         'vis': ['scikit-image'],   # example photographs for tools/analysis (docs/visualise.md)
     },
+    cmdclass={'build_py': BuildPyWithConfigs},
 )

@@ -4,27 +4,16 @@ import os.path as osp
 
 import pytest
 from mmengine.config import Config
+from model_index import MODELS
 from toolkit_models import build
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(osp.basename(p)[:-3] for p in glob.glob(osp.join(ROOT, 'configs', '*.py')))
 
-# Published parameter counts (docs/model.md), in millions.
-PUBLISHED_PARAMS = {
-    'maskrcnn_spatialmamba_t_coco': 46, 'maskrcnn_spatialmamba_s_coco': 63,
-    'maskrcnn_spatialmamba_b_coco': 115, 'maskrcnn_spatialmamba_t_3x_coco': 46,
-    'maskrcnn_spatialmamba_s_3x_coco': 63, 'maskrcnn_spatialmamba_b_3x_coco': 115,
-    'upernet_spatialmamba_t_ade20k': 57, 'upernet_spatialmamba_s_ade20k': 73,
-    'upernet_spatialmamba_b_ade20k': 127,
-}
-
-
-def test_all_configs_listed():
-    assert sorted(PUBLISHED_PARAMS) == CONFIGS
-
 
 @pytest.mark.parametrize('name', CONFIGS)
 def test_config_builds_published_model(name):
+    """The model of the model index's parameter count (which matches the published one)."""
     cfg = Config.fromfile(osp.join(ROOT, 'configs', f'{name}.py'))
     assert cfg.custom_imports == dict(imports=['mmspatialmamba'], allow_failed_imports=False)
     backbone = cfg.model.backbone
@@ -39,8 +28,8 @@ def test_config_builds_published_model(name):
     else:
         assert list(cfg.model.decode_head.in_channels) == channels
         assert cfg.model.auxiliary_head.in_channels == channels[2]
-    params = sum(p.numel() for p in model.parameters()) / 1e6
-    assert params == pytest.approx(PUBLISHED_PARAMS[name], rel=0.01), params
+    params = sum(p.numel() for p in model.parameters())
+    assert params == MODELS[name]['Metadata']['Parameters']
 
 
 def test_maskrcnn_t_state_dict_matches_published_names():
@@ -72,3 +61,22 @@ def test_weight_decay_follows_the_release_recipe():
                  'self_attention.in_proj.weight'):
         assert decay[block + name] == 0.05, name
 
+
+
+@pytest.mark.parametrize('size', ['t', 's', 'b'])
+def test_each_size_has_one_backbone_and_one_checkpoint_variable(size):
+    """Every config of a size builds the same backbone, from ``_base_/spatialmamba_<size>.py``;
+    a 3x config builds its 1x config's model; the ImageNet checkpoint is always the variable
+    ``spatialmamba_checkpoint``."""
+    names = [n for n in CONFIGS if n.split('_')[2] == size]
+    assert len(names) == 3
+    cfgs = {n: Config.fromfile(osp.join(ROOT, 'configs', f'{n}.py')) for n in names}
+    base = Config.fromfile(osp.join(ROOT, 'configs', '_base_', f'spatialmamba_{size}.py'))
+    expected = {k: v for k, v in base.spatialmamba_backbone.items() if k != '_delete_'}
+    for name, cfg in cfgs.items():
+        assert cfg.model.backbone.to_dict() == expected, name
+        assert cfg.spatialmamba_checkpoint == cfg.model.backbone.init_cfg.checkpoint, name
+    one_x = cfgs[f'maskrcnn_spatialmamba_{size}_coco']
+    three_x = cfgs[f'maskrcnn_spatialmamba_{size}_3x_coco']
+    assert three_x.model.to_dict() == one_x.model.to_dict()
+    assert three_x.train_cfg.max_epochs == 36 and one_x.train_cfg.max_epochs == 12
