@@ -17,8 +17,10 @@ The ratio columns are ours / Swin-T (below 1.0: ours is faster).
 ``--split`` adds a second table: per model and pass, the milliseconds spent in matrix products
 and convolutions (``DENSE_OPS``, from ``torch.profiler``'s self CPU time over ``--repeats``
 profiled calls) and the rest (the median wall time minus that). Its last column is what the
-issue's goal (forward <= 1.0x Swin-T, forward+backward <= 1.3x) leaves for everything of ours
-that is not a matrix product or a convolution: ``goal x Swin-T's time - our dense time``.
+CPU path's targets (``GOALS``: forward <= 1.0x Swin-T, forward+backward <= 1.3x) leave for
+everything of ours that is not a matrix product or a convolution:
+``target x Swin-T's time - our dense time`` (docs/benchmarks.md, "The T backbone against
+Swin-T on the CPU").
 """
 import argparse
 import json
@@ -34,7 +36,7 @@ from torch import nn
 from mmspatialmamba.analysis.timing import measure
 
 SWIN_CONFIG = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py'
-GOALS = {'fwd': 1.0, 'train': 1.3}   # issue 12: ours / Swin-T at most this
+GOALS = {'fwd': 1.0, 'train': 1.3}   # the CPU path's targets: ours / Swin-T at most this
 # ATen's CPU matrix products and convolutions, forward and backward (oneDNN and MKL calls).
 DENSE_OPS = frozenset({'aten::mm', 'aten::addmm', 'aten::bmm', 'aten::baddbmm',
                        'aten::mkldnn_convolution', 'aten::convolution_backward'})
@@ -147,7 +149,8 @@ def main(argv: Optional[List[str]] = None) -> None:
                         default=[(2, 96), (1, 224), (1, 512)], help='batch x side, e.g. 1x224')
     parser.add_argument('--no-onnx', action='store_true', help='skip the ONNX Runtime column')
     parser.add_argument('--split', action='store_true',
-                        help='also split each time into matrix products + convolutions and the rest')
+                        help='also split each time into matrix products + convolutions and '
+                        'the rest')
     parser.add_argument('--json', help='also write the rows to this file')
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

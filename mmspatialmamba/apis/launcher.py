@@ -15,6 +15,8 @@ from mmengine.config import Config, ConfigDict
 from mmengine.dist import init_dist
 from mmengine.logging import print_log
 
+from ..errors import BadInputError
+
 
 def _replace_syncbn(node: object) -> int:
     """Replace ``type='SyncBN'`` by ``'BN'`` everywhere in a config tree; count replacements."""
@@ -72,16 +74,16 @@ def setup_launcher(cfg: Config, launcher: str) -> None:
     wraps with ``device_ids=None`` and turns SyncBN into BN in the model config.
 
     Raises:
-        ValueError: For 'mpi' without CUDA (use torchrun or srun), or an unknown launcher.
+        BadInputError: For 'mpi' without CUDA (use torchrun or srun), or an unknown launcher.
     """
     if launcher not in ('none', 'pytorch', 'slurm', 'mpi'):
-        raise ValueError(f"unknown launcher {launcher!r}; use 'none', 'pytorch', 'slurm' or "
+        raise BadInputError(f"unknown launcher {launcher!r}; use 'none', 'pytorch', 'slurm' or "
                          "'mpi'")
     cfg.launcher = launcher
     if launcher == 'none' or torch.cuda.is_available():
         return
     if launcher == 'mpi':
-        raise ValueError('--launcher mpi needs CUDA; for a multi-process CPU run use '
+        raise BadInputError('--launcher mpi needs CUDA; for a multi-process CPU run use '
                          'torchrun: bash tools/dist_train.sh CONFIG NPROC (--launcher pytorch), '
                          'or srun: bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG '
                          '(--launcher slurm)')
@@ -102,8 +104,8 @@ def teardown_launcher() -> None:
 
     mmengine's Runner leaves the group up when ``train``/``test`` return. Destroyed before the
     interpreter exits, the backend's threads stop in order; left to the exit, a gloo rank can
-    abort after a finished run ("terminate called without an active exception", seen once in
-    this project's two-process CPU test) and torchrun then reports the run as failed.
+    abort after a finished run ("terminate called without an active exception") and torchrun
+    then reports the run as failed.
     """
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

@@ -2,7 +2,7 @@
 
 A run made with :func:`make_resumable` and killed at any point, then resumed with
 :func:`prepare_resume` from its last complete checkpoint, draws the same data order,
-augmentations and model randomness as an unbroken run (README, "Resuming").
+augmentations and model randomness as an unbroken run (docs/training.md, "Resuming").
 """
 import logging
 import os.path as osp

@@ -1,8 +1,8 @@
 """The backbone swapped into mmdet's and mmseg's own configs: build, one training step, predict.
 
 Each architecture is one of the toolkit's configs (``mmdet::``/``mmseg::``) plus only the lines
-a user writes to swap the backbone, the ones README.md lists under "Tested architectures"
-(``test_readme_lists_every_architecture`` keeps the two in step). Each test builds and
+a user writes to swap the backbone, the ones docs/compatibility.md lists under "Tested
+architectures" (``test_docs_list_every_architecture`` keeps the two in step). Each test builds and
 initialises the model as mmengine's Runner does on one CPU process (the backbone must still hold
 its ``init_cfg`` checkpoint afterwards), runs one training step (data preprocessor, loss,
 backward) on two 64x64 images, checks that every backbone parameter got a finite gradient
@@ -192,11 +192,12 @@ def test_mmseg_base_pretrained_builds_and_refuses_to_load(tmp_path, monkeypatch)
         model.init_weights()
 
 
-def test_readme_lists_every_architecture():
-    """README's table of tested architectures has each base config and its exact lines."""
-    with open(osp.join(ROOT, 'README.md')) as f:
+def test_docs_list_every_architecture():
+    """docs/compatibility.md's table of tested architectures has each base config and its
+    exact lines."""
+    with open(osp.join(ROOT, 'docs', 'compatibility.md')) as f:
         rows = [line for line in f if line.startswith('| ')]
     for name, swap in ARCHITECTURES.items():
         row = [r for r in rows if f'`{swap.base}`' in r]
-        assert row, f'README has no table row for {name} ({swap.base})'
+        assert row, f'docs/compatibility.md has no table row for {name} ({swap.base})'
         assert f'`{swap.out_indices}`' in row[0] and f'`{swap.lines}`' in row[0], name

@@ -37,7 +37,8 @@ def test_nonstandard_ops_are_reported(tmp_path):
     """A node in a custom domain (what a CUDA-extension export would produce) is named."""
     from onnx import TensorProto, helper
     node = helper.make_node('SelectiveScan', ['x'], ['y'], domain='mamba')
-    graph = helper.make_graph([node], 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1])],
+    graph = helper.make_graph([node], 'g',
+                              [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1])],
                               [helper.make_tensor_value_info('y', TensorProto.FLOAT, [1])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 18),
                                                     helper.make_opsetid('mamba', 1)])

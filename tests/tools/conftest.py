@@ -1,4 +1,4 @@
-"""Fixtures for the tool tests: tiny synthetic datasets, made once per session."""
+"""Fixtures for the tool tests: tiny synthetic datasets, made once per test run."""
 import pytest
 
 from mmspatialmamba.datasets import make_ade_semantic, make_coco_instances
