@@ -29,6 +29,7 @@ from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from ..errors import BadInputError
 from ..models.layers.sasf import StructureAwareSSM, sasf_core_override
 from ..ops import selective_scan, structure_aware_ssm
 
@@ -167,19 +168,19 @@ def block_mixer(backbone: nn.Module, stage: int, block: int) -> StructureAwareSS
         block: Block index in the stage; negative counts from the stage's last block.
 
     Raises:
-        ValueError: If ``backbone`` has no Spatial-Mamba stages, or ``stage`` or ``block`` is
-            out of range.
+        BadInputError: If ``backbone`` has no Spatial-Mamba stages, or ``stage`` or ``block``
+            is out of range.
     """
     layers = getattr(backbone, 'layers', None)
     if layers is None or not all(hasattr(layer, 'blocks') for layer in layers):
-        raise ValueError(f'dependency maps need a Spatial-Mamba backbone (with layers[i].blocks), '
-                        f'got {type(backbone).__name__}')
+        raise BadInputError('dependency maps need a Spatial-Mamba backbone (with '
+                            f'layers[i].blocks), got {type(backbone).__name__}')
     if not 0 <= stage < len(layers):
-        raise ValueError(f'stage must be in [0, {len(layers)}), got {stage}')
+        raise BadInputError(f'stage must be in [0, {len(layers)}), got {stage}')
     blocks = layers[stage].blocks
     if not -len(blocks) <= block < len(blocks):
-        raise ValueError(f'stage {stage} has {len(blocks)} blocks: block must be in '
-                         f'[{-len(blocks)}, {len(blocks)}), got {block}')
+        raise BadInputError(f'stage {stage} has {len(blocks)} blocks: block must be in '
+                            f'[{-len(blocks)}, {len(blocks)}), got {block}')
     return blocks[block].self_attention
 
 
@@ -195,13 +196,13 @@ def query_position(pixel: Tuple[int, int], image_shape: Tuple[int, int],
         hw: (H, W) of the stage map (of the padded batch).
 
     Raises:
-        ValueError: If the pixel lies outside the image.
+        BadInputError: If the pixel lies outside the image.
     """
     y, x = pixel
     if not (0 <= y < image_shape[0] and 0 <= x < image_shape[1]):
-        raise ValueError(f'pixel (y, x) = {tuple(pixel)} is outside the {image_shape[0]}x'
-                         f'{image_shape[1]} image; pass Y in [0, {image_shape[0]}) and X in '
-                         f'[0, {image_shape[1]})')
+        raise BadInputError(f'pixel (y, x) = {tuple(pixel)} is outside the {image_shape[0]}x'
+                            f'{image_shape[1]} image; pass Y in [0, {image_shape[0]}) and X in '
+                            f'[0, {image_shape[1]})')
     row = int(y * resized_shape[0] / image_shape[0]) // stride
     col = int(x * resized_shape[1] / image_shape[1]) // stride
     return min(row, int(hw[0]) - 1), min(col, int(hw[1]) - 1)

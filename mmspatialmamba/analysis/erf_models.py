@@ -16,6 +16,7 @@ from mmengine.registry import MODELS, DefaultScope
 from torch import Tensor, nn
 
 from ..apis.config import config_scope, drop_pretrained_init, load_config
+from ..errors import BadInputError
 from .builders import arch_name, parse_arch
 
 # Name -> the mmdet config whose ``model.backbone`` is the comparison backbone.
@@ -100,13 +101,13 @@ def build_stage_model(spec: BackboneSpec, stage: int,
         The model, in eval mode, with no parameter requiring grad (only the input does).
 
     Raises:
-        ValueError: If ``stage`` is out of range, or the checkpoint sets none of the
+        BadInputError: If ``stage`` is out of range, or the checkpoint sets none of the
             backbone's weights (a checkpoint of another network); a Spatial-Mamba checkpoint
             that does not fit raises from its loader.
     """
     if not 0 <= stage < NUM_STAGES:
-        raise ValueError(f'stage must be 0-{NUM_STAGES - 1} (as in out_indices; 3 is the '
-                         f"paper's stage 4), got {stage}")
+        raise BadInputError(f'stage must be 0-{NUM_STAGES - 1} (as in out_indices; 3 is the '
+                            f"paper's stage 4), got {stage}")
     cfg = copy.deepcopy(spec.cfg)
     cfg['out_indices'] = (stage,)
     cfg['init_cfg'] = dict(type='Pretrained', checkpoint=checkpoint) if checkpoint else None
@@ -117,8 +118,8 @@ def build_stage_model(spec: BackboneSpec, stage: int,
     if checkpoint:
         after = _float_state(module)
         if all(torch.equal(before[k], v) for k, v in after.items()):
-            raise ValueError(f'checkpoint {checkpoint!r} set none of the {spec.name} weights; '
-                             f'give a checkpoint of {spec.name}')
+            raise BadInputError(f'checkpoint {checkpoint!r} set none of the {spec.name} '
+                                f'weights; give a checkpoint of {spec.name}')
     module.eval()
     module.requires_grad_(False)
     weights = f'checkpoint {checkpoint}' if checkpoint else 'initialisation (no checkpoint)'

@@ -32,6 +32,8 @@ import torch
 from mmengine.utils import ProgressBar
 from torch import Tensor
 
+from ..errors import BadInputError, MissingFileError
+
 AREA_THRESHOLDS: Tuple[float, ...] = (0.2, 0.3, 0.5, 0.99)
 
 # Mean and std (RGB, 0-255) of the ImageNet images that every checkpoint compared here was
@@ -53,8 +55,8 @@ def find_images(paths: Sequence[str], num: Optional[int] = None) -> List[str]:
         Paths of image files (suffixes :data:`IMAGE_SUFFIXES`), in the order given.
 
     Raises:
-        FileNotFoundError: If a path does not exist.
-        ValueError: If no image is found, or fewer than ``num``.
+        MissingFileError: If a path does not exist.
+        BadInputError: If no image is found, or fewer than ``num``.
     """
     found: List[str] = []
     for path in paths:
@@ -64,14 +66,14 @@ def find_images(paths: Sequence[str], num: Optional[int] = None) -> List[str]:
         elif osp.isfile(path):
             found.append(path)
         else:
-            raise FileNotFoundError(f'image or folder {path!r} does not exist')
+            raise MissingFileError(f'image or folder {path!r} does not exist')
     if not found:
-        raise ValueError(f'no images ({", ".join(IMAGE_SUFFIXES)}) in {list(paths)}')
+        raise BadInputError(f'no images ({", ".join(IMAGE_SUFFIXES)}) in {list(paths)}')
     if num is not None:
         if num < 1:
-            raise ValueError(f'the number of images must be at least 1, got {num}')
+            raise BadInputError(f'the number of images must be at least 1, got {num}')
         if num > len(found):
-            raise ValueError(f'asked for {num} images, more than the {len(found)} found in '
+            raise BadInputError(f'asked for {num} images, more than the {len(found)} found in '
                              f'{list(paths)}; ask for at most {len(found)} or give more images')
         found = found[:num]
     return found
@@ -89,12 +91,12 @@ def read_image(path: str, size: int) -> Tensor:
         (3, size, size) float32.
 
     Raises:
-        ValueError: If the file cannot be read as an image.
+        BadInputError: If the file cannot be read as an image.
     """
     try:
         rgb = mmcv.imread(path, flag='color', channel_order='rgb')
     except cv2.error as error:  # mmcv converts the colours of what cv2 could not decode
-        raise ValueError(f'{path!r} could not be read as an image ({error})') from None
+        raise BadInputError(f'{path!r} could not be read as an image ({error})') from None
     height, width = rgb.shape[:2]
     scale = size / min(height, width)
     rgb = mmcv.imresize(rgb, (max(size, round(width * scale)), max(size, round(height * scale))))

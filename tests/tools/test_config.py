@@ -90,8 +90,13 @@ def test_exit_on_user_error_keeps_other_errors(error):
     ('profile_block', ['--arch', 'huge', '--device', 'cpu'], "unknown arch 'huge'"),
     ('quickstart', ['--image-size', '16', '--data-root', 'data', '--work-dir', 'work',
                     '--threads', str(torch.get_num_threads())], r'need image sides >= 32'),
+    ('analysis/erf', ['tiny', '--images', 'absent.jpg', '--threads', str(torch.get_num_threads())],
+     "image or folder 'absent.jpg' does not exist"),
+    ('analysis/dependency_map', [DET, 'absent.jpg', '--pixel', '1', '1', '--stage', '0',
+                                 '--threads', str(torch.get_num_threads())],
+     "image 'absent.jpg' does not exist"),
 ], ids=['train', 'test', 'infer', 'get_flops', 'benchmark', 'export_onnx', 'profile_block',
-        'quickstart'])
+        'quickstart', 'erf', 'dependency_map'])
 def test_tools_end_a_user_error_with_one_line(tool, args, message, tmp_path, monkeypatch):
     """Each tool reports a missing file or a bad value in one line (see
     tiny_runs.assert_one_line_error)."""

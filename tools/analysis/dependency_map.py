@@ -36,7 +36,8 @@ from mmspatialmamba.analysis.dependency import (block_mixer, capture_sasf_call, 
                                                 channel_magnitude, dependency_rows,
                                                 map_to_image, query_position)
 from mmspatialmamba.analysis.figures import save_figure  # noqa: E402
-from mmspatialmamba.apis import exit_on_user_error, inference, init_model  # noqa: E402
+from mmspatialmamba.apis import (add_debug_argument, check_image, exit_on_user_error,  # noqa: E402
+                                 inference, init_model)
 from mmspatialmamba.checkpoint_io import add_trust_argument, apply_trust_argument  # noqa: E402
 
 DECADES = 3  # dynamic range of the drawn maps, in powers of ten below the maximum
@@ -61,6 +62,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='seed of the initialisation when no checkpoint is given')
     parser.add_argument('--threads', type=int, help='torch CPU threads (default: torch\'s)')
     add_trust_argument(parser)
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
     if args.threads is not None and args.threads < 1:
         parser.error(f'--threads must be >= 1, got {args.threads}')
@@ -99,20 +101,24 @@ def draw(rgb: np.ndarray, queries: List[Dict[str, Any]], caption: str, out: str)
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
-    """Record, compute the maps, print, draw, optionally write JSON; returns the numbers."""
+    """Run the tool; bad input ends it with one line (exit status 1), unless ``--debug``."""
     args = parse_args(argv)
+    with exit_on_user_error(args.debug):
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> Dict[str, Any]:
+    """Record, compute the maps, print, draw, optionally write JSON; returns the numbers."""
     apply_trust_argument(args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    with exit_on_user_error():
-        if not osp.isfile(args.image):
-            raise FileNotFoundError(f'image {args.image!r} does not exist')
-        torch.manual_seed(args.seed)  # the constructors draw part of the initialisation
-        model = init_model(args.config)
-        mixer = block_mixer(model.backbone, args.stage, args.block)
-        model.backbone.init_weights()  # only the backbone matters here
-        if args.checkpoint:
-            model.backbone.load_pretrained(args.checkpoint)
+    check_image(args.image)
+    torch.manual_seed(args.seed)  # the constructors draw part of the initialisation
+    model = init_model(args.config)
+    mixer = block_mixer(model.backbone, args.stage, args.block)
+    model.backbone.init_weights()  # only the backbone matters here
+    if args.checkpoint:
+        model.backbone.load_pretrained(args.checkpoint)
     model.eval()
     weights = f'checkpoint {args.checkpoint}' if args.checkpoint else \
         'initialisation (no checkpoint)'
@@ -131,8 +137,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
 
     queries = []
     for pixel in args.pixel:
-        with exit_on_user_error():
-            row, col = query_position(tuple(pixel), image_shape, resized_shape, stride, call.hw)
+        row, col = query_position(tuple(pixel), image_shape, resized_shape, stride, call.hw)
         start = time.perf_counter()
         scan_only, fused = dependency_rows(call, row * width + col)
         seconds = time.perf_counter() - start

@@ -36,7 +36,7 @@ from mmspatialmamba.analysis.figures import save_figure  # noqa: E402
 from mmspatialmamba.analysis.receptive_field import (area_ratios, erf_display,  # noqa: E402
                                                      find_images, mean_centre_gradient,
                                                      read_image)
-from mmspatialmamba.apis import exit_on_user_error  # noqa: E402
+from mmspatialmamba.apis import add_debug_argument, exit_on_user_error  # noqa: E402
 from mmspatialmamba.checkpoint_io import add_trust_argument, apply_trust_argument  # noqa: E402
 
 
@@ -64,6 +64,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='seed of the initialisation of backbones without checkpoint')
     parser.add_argument('--threads', type=int, help='torch CPU threads (default: torch\'s)')
     add_trust_argument(parser)
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
     if args.size < 32:
         parser.error(f'--size must be at least 32 (the backbones downsample 32x), got {args.size}')
@@ -92,22 +93,27 @@ def draw(results: List[Dict[str, Any]], stage: int, num_images: int, size: int,
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
-    """Measure, print a table, draw the figure, optionally write JSON; returns the numbers."""
+    """Run the tool; bad input ends it with one line (exit status 1), unless ``--debug``."""
     args = parse_args(argv)
+    with exit_on_user_error(args.debug):
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> Dict[str, Any]:
+    """Measure, print a table, draw the figure, optionally write JSON; returns the numbers."""
     apply_trust_argument(args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    with exit_on_user_error():
-        paths = find_images(args.images, args.num)
-        images = [read_image(path, args.size) for path in paths]
-        specs = [(spatial_mamba_spec(args.model), args.checkpoint)]
-        if args.compare:
-            specs += [(comparison_spec('Swin-T'), args.swin_checkpoint),
-                      (comparison_spec('ResNet-50'), args.resnet_checkpoint)]
-        models = []
-        for spec, checkpoint in specs:
-            torch.manual_seed(args.seed)
-            models.append(build_stage_model(spec, args.stage, checkpoint))
+    paths = find_images(args.images, args.num)
+    images = [read_image(path, args.size) for path in paths]
+    specs = [(spatial_mamba_spec(args.model), args.checkpoint)]
+    if args.compare:
+        specs += [(comparison_spec('Swin-T'), args.swin_checkpoint),
+                  (comparison_spec('ResNet-50'), args.resnet_checkpoint)]
+    models = []
+    for spec, checkpoint in specs:
+        torch.manual_seed(args.seed)
+        models.append(build_stage_model(spec, args.stage, checkpoint))
 
     print(f'ERF at stage index {args.stage} (the paper\'s stage {args.stage + 1}) over '
           f'{len(images)} images at {args.size}x{args.size}')
