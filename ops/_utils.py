@@ -92,7 +92,7 @@ def scan_blocks(batch: int, dim: int, d_state: int, length: int, device: torch.d
     ``REFERENCE_SMS`` rows (detection stage 1 at batch 1: 128), not at batch 2's 256. Then
     there are enough chunks of whole blocks for 4 x ``REFERENCE_SMS`` programs in each
     launch (the summary runs one chunk fewer), at most ``MAX_SCAN_CHUNKS`` (model:
-    benchmarks/NOTES.md, "Chunked scan (issue 9)").
+    docs/kernels.md, "Chunked scan").
 
     Interpreter: 16 channels per program, blocks no longer than the sequence (the interpreted
     scan costs per element of the tile, padding included), one chunk.

@@ -31,7 +31,7 @@ from a zero start and then fixing up every chunk but the first with
 ``h += exp(A cumsum(dt)) * carry``, moves 189 MB (103 MB, then h and delta read and h written
 again for 5 chunks): recomputing is cheaper, since a summary writes nothing. What the chunks
 buy is serial depth: a program walks 11 blocks of 1024 positions instead of 66, in 640 and
-768 programs instead of 128 (model: benchmarks/NOTES.md, "Chunked scan (issue 9)").
+768 programs instead of 128 (model: docs/kernels.md, "Chunked scan").
 """
 from typing import Optional
 
