@@ -6,8 +6,9 @@ chosen from the compile report (``tools/compile_check.py``: registers, spills, r
 programs per SM); sizes for CPU tensors serve the Triton interpreter, where every program
 and every operation costs Python overhead, so they are few and wide.
 """
+import contextlib
 import dataclasses
-from typing import Optional, Tuple
+from typing import ContextManager, Optional, Tuple
 
 import torch
 import triton
@@ -44,6 +45,21 @@ def inner_contiguous(x: torch.Tensor) -> torch.Tensor:
     there lets Triton specialise on it and vectorise. Other strides are passed through.
     """
     return x if x.stride(-1) == 1 else x.contiguous()
+
+
+def launch_device(device: torch.device) -> ContextManager:
+    """The context to launch kernels for tensors on ``device`` in: ``device`` made the
+    current CUDA device.
+
+    Triton launches on the current CUDA device whatever device the tensors are on, so
+    tensors on ``cuda:1`` while ``cuda:0`` is current fail (``ValueError: Pointer argument
+    ... cannot be accessed from Triton``). Every op runs its kernels in this context
+    (``_fallback.run_kernels``). Nothing to select for CPU tensors (the interpreter) or
+    without a CUDA runtime (the compile check's tensors only say they are on CUDA).
+    """
+    if device.type != 'cuda' or not torch.cuda.is_available():
+        return contextlib.nullcontext()
+    return torch.cuda.device(device)
 
 
 def gpu_capability(device: torch.device) -> Optional[Tuple[int, int]]:
