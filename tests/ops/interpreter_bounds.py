@@ -28,9 +28,11 @@ import numpy as np
 import torch
 from triton.runtime import interpreter
 
-# Unused bytes on either side of each storage's copy: more than any stray lane of these
-# kernels reaches (a padded row of the largest tensor in the tests is < 1 MiB), so a stray
-# lane lands in the gap, never in another argument. Never touched, so never paged in.
+# Unused bytes on either side of each storage's copy, so that a stray lane lands in a gap,
+# not in another argument's copy: more than any stray lane of these kernels reaches (a
+# padding lane one channel row past a tensor; the longest row in the tests, 67,200 float32,
+# is 263 KiB). A lane that reaches farther is still caught unless it lands in another copy.
+# Never touched, so never paged in.
 GUARD_BYTES = 1 << 20
 
 
