@@ -73,6 +73,10 @@ def gpu_capability(device: torch.device) -> Optional[Tuple[int, int]]:
 REFERENCE_SMS = 132
 # Most chunks of one scan: the main launch composes up to this many summaries in registers.
 MAX_SCAN_CHUNKS = 64
+# Compute capabilities (1,536 threads per SM) whose scan forward takes the backward's tile
+# in 4-channel programs (``scan_blocks``): sm_86 (RTX 30 series, A10, A40), sm_89 (RTX 40
+# series, L4, L40).
+SMALL_SCAN_TILE_ARCHS = ((8, 6), (8, 9))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +100,10 @@ def scan_blocks(batch: int, dim: int, d_state: int, length: int, device: torch.d
     (detection) gets one channel per program. The ``d * n * l`` tile is 2048 elements forward
     and 1024 backward, whose kernel holds about twice as many live values per element; the
     backward's one-channel programs take 8 warps. Larger tiles or fewer warps spill registers
-    (compile report).
+    (compile report). On ``SMALL_SCAN_TILE_ARCHS`` the forward's 4-channel programs take 1024
+    elements too: at 2048, ptxas gives the float32 kernel 96 registers there and spills; at
+    1024 it takes 64 and spills nothing, and the modelled time of every model shape is the
+    same (those launches are bound by bandwidth, not by the twice as many serial steps).
 
     Chunks (``selective_scan/triton_fwd.py``) only where the rows cannot keep the memory
     busy. A program has one block of loads in flight per serial step of about one memory
@@ -114,12 +121,14 @@ def scan_blocks(batch: int, dim: int, d_state: int, length: int, device: torch.d
     scan costs per element of the tile, padding included), one chunk.
     """
     block_n = triton.next_power_of_2(d_state)
-    if gpu_capability(device) is None:
+    capability = gpu_capability(device)
+    if capability is None:
         block_d = min(16, triton.next_power_of_2(dim))
         block_l = min(triton.next_power_of_2(length), max(16, 16384 // (block_d * block_n)))
         return ScanBlocks(block_d, block_n, block_l, _round_up(length, block_l))
     block_d = 4 if batch * dim >= 1024 else 1
-    tile = 1024 if backward else 2048
+    small_tile = backward or (block_d == 4 and capability in SMALL_SCAN_TILE_ARCHS)
+    tile = 1024 if small_tile else 2048
     warps = 8 if backward and block_d == 1 else 4
     block_l = max(16, min(1024, tile // (block_d * block_n)))
     rows = batch * triton.cdiv(dim, block_d)
