@@ -216,8 +216,10 @@ def mamba_scan_inputs(dim: int, length: int, device: torch.device = CPU) -> list
 # decay 2 ulp off in one direction, the worst case, moves h by 6e-6 to 9e-6 relative L2
 # (7e-5 in the channel at dt = 1e-3, whose state remembers ~1,000 steps), dA by up to 6e-5
 # and the other gradients by up to 1.3e-5; errors of either sign, as rounding makes them,
-# largely cancel. The exact exp is no remedy: libdevice's ``expf`` is specified at 2 ulp as
-# well (CUDA C Programming Guide, mathematical functions), and only a float64 exp rounds
+# largely cancel. libdevice's ``expf`` is no remedy: it is specified at 2 ulp as well (CUDA
+# C Programming Guide, mathematical functions), and in the scan kernels it costs registers
+# (the compile report at the classification shape, fp32: the SASF backward on sm_86 from
+# 105 to 127, the scan backward there spilling 4 bytes); only a float64 exp rounds
 # correctly, at 1/64 of the float32 rate on sm_86 and sm_89. So the kernels keep ``tl.exp``,
 # and the GPU test at these step sizes states a tolerance that covers the worst case more
 # than twice over:
