@@ -1,6 +1,8 @@
 """No kernel loads or stores outside its tensors (``interpreter_bounds.py``, on for every op
-test by conftest.py): the checker itself on small kernels, and every op forward and backward
-at the GPU launch sizes on odd shapes, with the kernels each case checked asserted.
+test by conftest.py, so every interpreted case of the other op tests is checked too): the
+checker itself on small kernels, then the scan and the fused op, which launches every
+kernel, forward and backward at GPU launch sizes on odd shapes, with the kernels each case
+checked asserted (the fusion alone at GPU sizes: ``test_state_fusion.test_gpu_tiles``).
 
 The GPU sizes come from ``_utils.gpu_capability`` patched to a GPU's: one channel per scan
 program with the state padded (N = 3 in blocks of 4), the chunked scan's summary and carry,
