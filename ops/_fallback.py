@@ -1,17 +1,20 @@
 """Never strand a user: where a Triton kernel cannot compile or launch, run the PyTorch path.
 
-Every Triton custom op (``*/op.py``) computes its result through ``run_kernels``. When the
-backend was chosen automatically (``backend=None`` on CUDA tensors) and the kernels raise one
-of Triton's compile or launch failures (``is_kernel_failure``: a compilation error, out of
-resources, a ptxas failure, an architecture or driver the generated code does not run on),
-the op warns once per op and device, with the op, the kernel, the error and how to force a
-backend, and from then on computes that op on that device with the PyTorch reference
-(``*/reference.py``). Backward ops get their gradients by ``torch.func.vjp`` over the
-reference (``reference_grads``): autograd does not record inside a custom op's
-implementation, and the fallback has to live there so that ``torch.compile`` graphs, which
-call the ops directly, fall back too. A forced ``backend='triton'`` never falls back, and
-nothing else is caught: wrong values, NaN, shape errors, ordinary Python errors and CUDA
-faults such as illegal memory accesses propagate.
+Every Triton custom op (``*/op.py``) computes its result through ``run_kernels``, which runs
+the kernels under their tensors' CUDA device (``_utils.launch_device``). When the backend was
+chosen automatically (``backend=None`` on CUDA tensors) and the kernels raise one of the
+failures that say this GPU or this Triton cannot build or load them (``is_kernel_failure``:
+a compilation error, out of resources, a ptxas failure, an architecture or driver the
+generated code does not run on), the op warns once per op and device, with the op, the
+kernel, the error and how to force a backend, and from then on computes that op on that
+device with the PyTorch reference (``*/reference.py``). Backward ops get their gradients by
+``torch.func.vjp`` over the reference (``reference_grads``): autograd does not record inside
+a custom op's implementation, and the fallback has to live there so that ``torch.compile``
+graphs, which call the ops directly, fall back too. A forced ``backend='triton'`` never falls
+back, and nothing else is caught: wrong values, NaN, shape errors, ordinary Python errors,
+CUDA faults such as illegal memory accesses, and ``invalid argument`` from a launch (what a
+wrong grid or launch configuration raises: a bug in a launcher, not a limit of the GPU)
+propagate.
 """
 import warnings
 from typing import Callable, List, Optional, Sequence, TypeVar
@@ -22,6 +25,7 @@ from triton.compiler.errors import CompilationError
 from triton.runtime import KernelInterface
 from triton.runtime import errors as runtime_errors
 
+from . import _utils
 from ._validate import ENV_VAR
 
 # CompilationError wraps every error raised while Triton turns a kernel's Python into IR
@@ -31,8 +35,9 @@ FAILURE_TYPES = (CompilationError, runtime_errors.OutOfResources) + tuple(
     getattr(runtime_errors, name) for name in ('PTXASError',) if hasattr(runtime_errors, name))
 # Failures that Triton reports as a plain RuntimeError, told apart by their message: an MLIR
 # pass of Triton's compiler failed, ptxas failed (Triton < 3.2, before PTXASError), or the
-# CUDA driver refused to load or launch the kernel (the prefix is that of Triton's launcher,
-# ``gpuAssert`` in backends/nvidia/driver.c).
+# CUDA driver cannot load the kernel on this GPU or needs more registers per block than the
+# GPU has (the prefix is that of Triton's launcher, ``gpuAssert`` in
+# backends/nvidia/driver.c).
 FAILURE_MESSAGES = (
     'PassManager::run failed',
     '`ptxas` failed with error code',
@@ -42,7 +47,6 @@ FAILURE_MESSAGES = (
     'Triton Error [CUDA]: device kernel image is invalid',
     'Triton Error [CUDA]: the provided PTX was compiled with an unsupported toolchain',
     'Triton Error [CUDA]: a PTX JIT compilation failed',
-    'Triton Error [CUDA]: invalid argument',
 )
 
 T = TypeVar('T')
@@ -87,7 +91,8 @@ def run_kernels(op: str, device: torch.device, may_fall_back: bool, kernels: Cal
 
     Args:
         op: The custom op's name, for the warning and the record of failed ops.
-        device: Device of the op's inputs.
+        device: Device of the op's inputs; ``kernels()`` runs with it as the current CUDA
+            device, where Triton launches.
         may_fall_back: False when the user forced ``backend='triton'``: failures propagate.
         kernels: Computes the result with the Triton kernels.
         reference: Computes the same result (same shapes and dtypes) with the PyTorch path.
@@ -100,12 +105,15 @@ def run_kernels(op: str, device: torch.device, may_fall_back: bool, kernels: Cal
     if may_fall_back and key in _failed:
         return _contiguous(reference())
     try:
-        return kernels()
+        with _utils.launch_device(device):
+            return kernels()
     except Exception as error:  # re-raised below unless it is a kernel failure
         if not (may_fall_back and is_kernel_failure(error)):
             raise
-        _failed.add(key)
+        # Warned before it is recorded: where the warning is an error (the test suite's
+        # pytest.ini), every call raises instead of later ones running the reference.
         warnings.warn(_warning(op, device, error), KernelFallbackWarning, stacklevel=2)
+        _failed.add(key)
     return _contiguous(reference())
 
 

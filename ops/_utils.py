@@ -6,8 +6,9 @@ chosen from the compile report (``tools/compile_check.py``: registers, spills, r
 programs per SM); sizes for CPU tensors serve the Triton interpreter, where every program
 and every operation costs Python overhead, so they are few and wide.
 """
+import contextlib
 import dataclasses
-from typing import Optional, Tuple
+from typing import ContextManager, Optional, Tuple
 
 import torch
 import triton
@@ -46,6 +47,21 @@ def inner_contiguous(x: torch.Tensor) -> torch.Tensor:
     return x if x.stride(-1) == 1 else x.contiguous()
 
 
+def launch_device(device: torch.device) -> ContextManager:
+    """The context to launch kernels for tensors on ``device`` in: ``device`` made the
+    current CUDA device.
+
+    Triton launches on the current CUDA device whatever device the tensors are on, so
+    tensors on ``cuda:1`` while ``cuda:0`` is current fail (``ValueError: Pointer argument
+    ... cannot be accessed from Triton``). Every op runs its kernels in this context
+    (``_fallback.run_kernels``). Nothing to select for CPU tensors (the interpreter) or
+    without a CUDA runtime (the compile check's tensors only say they are on CUDA).
+    """
+    if device.type != 'cuda' or not torch.cuda.is_available():
+        return contextlib.nullcontext()
+    return torch.cuda.device(device)
+
+
 def gpu_capability(device: torch.device) -> Optional[Tuple[int, int]]:
     """Compute capability of a CUDA ``device``, e.g. (9, 0), or None for CPU tensors (the
     Triton interpreter). Every sizing function below starts from it, so the compile check
@@ -57,6 +73,10 @@ def gpu_capability(device: torch.device) -> Optional[Tuple[int, int]]:
 REFERENCE_SMS = 132
 # Most chunks of one scan: the main launch composes up to this many summaries in registers.
 MAX_SCAN_CHUNKS = 64
+# Compute capabilities (1,536 threads per SM) whose scan forward takes the backward's tile
+# in 4-channel programs (``scan_blocks``): sm_86 (RTX 30 series, A10, A40), sm_89 (RTX 40
+# series, L4, L40).
+SMALL_SCAN_TILE_ARCHS = ((8, 6), (8, 9))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +100,10 @@ def scan_blocks(batch: int, dim: int, d_state: int, length: int, device: torch.d
     (detection) gets one channel per program. The ``d * n * l`` tile is 2048 elements forward
     and 1024 backward, whose kernel holds about twice as many live values per element; the
     backward's one-channel programs take 8 warps. Larger tiles or fewer warps spill registers
-    (compile report).
+    (compile report). On ``SMALL_SCAN_TILE_ARCHS`` the forward's 4-channel programs take 1024
+    elements too: at 2048, ptxas gives the float32 kernel 96 registers there and spills; at
+    1024 it takes 64 and spills nothing, and the modelled time of every model shape is the
+    same (those launches are bound by bandwidth, not by the twice as many serial steps).
 
     Chunks (``selective_scan/triton_fwd.py``) only where the rows cannot keep the memory
     busy. A program has one block of loads in flight per serial step of about one memory
@@ -92,18 +115,20 @@ def scan_blocks(batch: int, dim: int, d_state: int, length: int, device: torch.d
     ``REFERENCE_SMS`` rows (detection stage 1 at batch 1: 128), not at batch 2's 256. Then
     there are enough chunks of whole blocks for 4 x ``REFERENCE_SMS`` programs in each
     launch (the summary runs one chunk fewer), at most ``MAX_SCAN_CHUNKS`` (model:
-    benchmarks/NOTES.md, "Chunked scan (issue 9)").
+    docs/kernels.md, "Chunked scan").
 
     Interpreter: 16 channels per program, blocks no longer than the sequence (the interpreted
     scan costs per element of the tile, padding included), one chunk.
     """
     block_n = triton.next_power_of_2(d_state)
-    if gpu_capability(device) is None:
+    capability = gpu_capability(device)
+    if capability is None:
         block_d = min(16, triton.next_power_of_2(dim))
         block_l = min(triton.next_power_of_2(length), max(16, 16384 // (block_d * block_n)))
         return ScanBlocks(block_d, block_n, block_l, _round_up(length, block_l))
     block_d = 4 if batch * dim >= 1024 else 1
-    tile = 1024 if backward else 2048
+    small_tile = backward or (block_d == 4 and capability in SMALL_SCAN_TILE_ARCHS)
+    tile = 1024 if small_tile else 2048
     warps = 8 if backward and block_d == 1 else 4
     block_l = max(16, min(1024, tile // (block_d * block_n)))
     rows = batch * triton.cdiv(dim, block_d)

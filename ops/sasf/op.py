@@ -34,10 +34,11 @@ def _sasf_fwd(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Te
     batch, dim, length = u.shape
 
     def kernels():
-        h = selective_scan_fwd(u, delta, A, B, delta_bias, delta_softplus,
+        u_rows = _utils.inner_contiguous(u)     # read by both launches: copied once at most
+        h = selective_scan_fwd(u_rows, delta, A, B, delta_bias, delta_softplus,
                                out_dtype=torch.float32)
         y = state_fusion_fwd(h.view(batch, dim, height, width), k1, k3, k5, alpha,
-                             obs=(C, u, D), out_dtype=u.dtype)
+                             obs=(C, u_rows, D), out_dtype=u.dtype)
         return y.view(batch, dim, length), h
 
     def reference():

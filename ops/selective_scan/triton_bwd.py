@@ -97,8 +97,8 @@ def _selective_scan_bwd_kernel(
     row_dn = row_d[:, None] * N + n64[None, :]                                 # [D, N]
 
     if BOUNDS > 0:      # g at the position after the chunk, from the chunks after it
-        carry = _chunk_carry(A, dt_sum_ptr, start_ptr, row_dn, row_d, n_bounds - 1, -1,
-                             n_bounds - pid_c, n_bounds, BOUNDS)
+        carry = _chunk_carry(A, dt_sum_ptr, start_ptr, row_dn, row_d, mask_dn, mask_d,
+                             n_bounds - 1, -1, n_bounds - pid_c, n_bounds, BOUNDS)
     else:
         carry = tl.zeros([BLOCK_D, BLOCK_N], dtype=tl.float32)
     dA_acc = tl.zeros([BLOCK_D, BLOCK_N], dtype=tl.float32)

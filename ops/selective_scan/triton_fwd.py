@@ -31,7 +31,7 @@ from a zero start and then fixing up every chunk but the first with
 ``h += exp(A cumsum(dt)) * carry``, moves 189 MB (103 MB, then h and delta read and h written
 again for 5 chunks): recomputing is cheaper, since a summary writes nothing. What the chunks
 buy is serial depth: a program walks 11 blocks of 1024 positions instead of 66, in 640 and
-768 programs instead of 128 (model: benchmarks/NOTES.md, "Chunked scan (issue 9)").
+768 programs instead of 128 (model: docs/kernels.md, "Chunked scan").
 """
 from typing import Optional
 
@@ -73,23 +73,25 @@ def _step_size(delta, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
 
 
 @triton.jit
-def _chunk_carry(A, dt_sum_ptr, end_ptr, row_dn, row_d, first, step, count, n_bounds,
-                 BOUNDS: tl.constexpr):
+def _chunk_carry(A, dt_sum_ptr, end_ptr, row_dn, row_d, mask_dn, mask_d, first, step, count,
+                 n_bounds, BOUNDS: tl.constexpr):
     """State entering a chunk, from the summaries of the chunks that lead to it.
 
     Summary ``i`` (of ``n_bounds``, at ``dt_sum_ptr + row_d * n_bounds + i`` and
     ``end_ptr + row_dn * n_bounds + i``) is the map ``h -> exp(A * dt_sum_i) * h + end_i``.
     Composes the ``count`` summaries ``first, first + step, ...`` in that order, starting
     from a zero state: ``[BLOCK_D, BLOCK_N]`` float32. ``BOUNDS``: a power of two >= count.
+    Reads only the program's channels and states (``mask_dn`` [D, N], ``mask_d`` [D]): the
+    padding lanes of a channel or state block point past the summaries.
     Log-decays are summed within one chunk only, so nothing overflows.
     """
     offs = tl.arange(0, BOUNDS)
     idx = first + step * offs
     valid = offs < count
     dt_sum = tl.load(dt_sum_ptr + row_d[:, None, None] * n_bounds + idx[None, None, :],
-                     mask=valid[None, None, :], other=0.0)                      # [D, 1, C]
+                     mask=mask_d[:, None, None] & valid[None, None, :], other=0.0)  # [D, 1, C]
     end = tl.load(end_ptr + row_dn[:, :, None] * n_bounds + idx[None, None, :],
-                  mask=valid[None, None, :], other=0.0)                         # [D, N, C]
+                  mask=mask_dn[:, :, None] & valid[None, None, :], other=0.0)       # [D, N, C]
     # Invalid summaries are the identity (a = 1, b = 0): the last scanned pair is the carry.
     a = tl.where(valid[None, None, :], tl.exp(A[:, :, None] * dt_sum), 1.0)
     _, carried = tl.associative_scan((a, end), 2, _linear_combine)
@@ -138,8 +140,8 @@ def _selective_scan_fwd_kernel(
 
     # BOUNDS > 0: the main launch of a chunked scan, which starts from the summaries before.
     if BOUNDS > 0:
-        carry = _chunk_carry(A, dt_sum_ptr, end_ptr, row_dn, row_d, 0, 1, pid_c, n_bounds,
-                             BOUNDS)
+        carry = _chunk_carry(A, dt_sum_ptr, end_ptr, row_dn, row_d, mask_dn, mask_d, 0, 1,
+                             pid_c, n_bounds, BOUNDS)
     else:
         carry = tl.zeros([BLOCK_D, BLOCK_N], dtype=tl.float32)
     dt_sum = tl.zeros([BLOCK_D], dtype=tl.float32)

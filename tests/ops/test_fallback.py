@@ -3,8 +3,9 @@ runs the PyTorch reference (forward and backward) with one warning; other errors
 
 Failures are injected by replacing a kernel's launch (``kernel.run``, what ``kernel[grid](...)``
 calls) with one that raises the exception Triton raises; the kernels run under the interpreter
-(conftest.py). Also: backend selection (``MMSM_BACKEND``) and the PyTorch path on a device
-other than the CPU (``meta``).
+(conftest.py). pytest.ini makes the fallback's warning an error everywhere else; the tests
+that expect a fallback here record warnings themselves. Also: backend selection
+(``MMSM_BACKEND``) and the PyTorch path on a device other than the CPU (``meta``).
 """
 import re
 import types
@@ -168,11 +169,14 @@ def test_every_compile_or_launch_failure_falls_back(error, monkeypatch):
 
 @pytest.mark.parametrize('error', [
     RuntimeError('Triton Error [CUDA]: an illegal memory access was encountered'),
+    RuntimeError('Triton Error [CUDA]: invalid argument'),
     ValueError('operands could not be broadcast together'),
     IndexError('tuple index out of range'),
     InterpreterError('division by zero in the kernel'),
-], ids=['illegal-access', 'value', 'index', 'interpreter'])
+], ids=['illegal-access', 'invalid-argument', 'value', 'index', 'interpreter'])
 def test_other_errors_propagate(error, monkeypatch):
+    """Errors of the code, not of the GPU, reach the caller; ``invalid argument`` is what a
+    wrong grid or launch configuration raises."""
     h, k1, k3, k5, alpha = fusion_inputs(1, 3, 4, 5, torch.float32)
     break_kernel(monkeypatch, fusion_fwd_mod._state_fusion_fwd_kernel, error)
     with warnings.catch_warnings(record=True) as record:
@@ -180,6 +184,18 @@ def test_other_errors_propagate(error, monkeypatch):
         with pytest.raises(type(error), match=re.escape(str(error))):
             state_fusion_triton(h, k1, k3, k5, alpha, may_fall_back=True)
     assert not fallback_warnings(record) and not _fallback._failed
+
+
+def test_fallback_fails_the_test_suite(monkeypatch):
+    """pytest.ini makes the fallback's warning an error, so a test (a GPU one above all) whose
+    kernel cannot run fails instead of passing on the PyTorch path, and on every call: the
+    failure is not recorded for later calls to run the reference silently."""
+    break_kernel(monkeypatch, fusion_fwd_mod._state_fusion_fwd_kernel, not_compiling())
+    inputs = fusion_inputs(1, 3, 4, 5, torch.float32)
+    for _ in range(2):
+        with pytest.raises(_fallback.KernelFallbackWarning, match='N_TAPS'):
+            state_fusion_triton(*inputs, may_fall_back=True)
+    assert not _fallback._failed
 
 
 def test_forced_triton_raises_the_compile_error(monkeypatch):

@@ -41,6 +41,25 @@ def test_gpu_block_sizes(monkeypatch, seed):
             SASF_NAMES, torch.float32, seed, backends=['triton'], hw=(3, 70))
 
 
+def test_forward_copies_u_once(monkeypatch):
+    """u with channels innermost (as the model's time-major activations): the forward's two
+    launches, the scan and the fusion's observation epilogue, read one row-major copy."""
+    real = _utils.inner_contiguous
+    copied = []
+
+    def counting(x):
+        out = real(x)
+        if out is not x:
+            copied.append(x.data_ptr())
+        return out
+
+    monkeypatch.setattr(_utils, 'inner_contiguous', counting)
+    inputs = sasf_inputs(1, 4, 3, 5, torch.float32, layout='strided')
+    with torch.no_grad():
+        structure_aware_ssm(*inputs, hw=(3, 5), backend='triton')
+    assert copied.count(inputs[0].data_ptr()) == 1, copied
+
+
 @pytest.mark.cuda
 @GPU_DTYPES
 @pytest.mark.parametrize('shape', GPU_MAP_SHAPES, ids=[case_id(DIMS, s) for s in GPU_MAP_SHAPES])
