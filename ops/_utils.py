@@ -87,7 +87,7 @@ class ScanBlocks:
     with ``warps`` warps."""
     d: int
     n: int
-    l: int
+    l: int  # noqa: E741 (positions per block, named like d and n)
     chunk: int
     warps: int = 4
 

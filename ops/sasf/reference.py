@@ -1,4 +1,5 @@
-"""PyTorch reference of the structure-aware SSM core: scan, fusion, observation (docs/model.md steps 5-7).
+"""PyTorch reference of the structure-aware SSM core: scan, fusion, observation (docs/model.md
+steps 5-7).
 
 Time-major throughout: the scan's states (batch, L, D) are, viewed as (batch, D, H, W), a
 channels-last map, which is what the fusion's convolutions want, and the output y is returned

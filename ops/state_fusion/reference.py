@@ -96,7 +96,7 @@ def state_fusion_ref(h: Tensor, k1: Tensor, k3: Tensor, k5: Tensor, alpha: Tenso
         Fused states, (batch, D, H, W) in channels-last memory, dtype of ``h`` (computed in
         float32).
     """
-    dim, dtype = h.shape[1], h.dtype
+    dtype = h.dtype
     maps = h.float().contiguous(memory_format=torch.channels_last)
     out = None
     for weight, kernel, dilation in zip(alpha.float(), (k1, k3, k5), DILATIONS):

@@ -1,5 +1,5 @@
-"""Triton backward kernels of the structure-aware state fusion (docs/model.md step 6), optionally with
-the SASF observation (docs/model.md step 7).
+"""Triton backward kernels of the structure-aware state fusion (docs/model.md step 6),
+optionally with the SASF observation (docs/model.md step 7).
 
 With ``G`` the gradient reaching the fused states (``dout``, or ``dy * C`` with the
 observation), the forward ``out[p] = sum_taps w h[clamp(p + off)]`` gives

@@ -1,5 +1,5 @@
-"""Triton forward kernel of the structure-aware state fusion (docs/model.md step 6), optionally fused
-with the SASF observation (docs/model.md step 7).
+"""Triton forward kernel of the structure-aware state fusion (docs/model.md step 6), optionally
+fused with the SASF observation (docs/model.md step 7).
 
 ``out[p] = sum_k alpha_k sum_{i,j in -1..1} K_k[i, j] h[clamp(p + k (i, j))]`` for dilations
 k = 1, 3, 5: a direct 25-tap stencil (the centre tap is shared by the three kernels), with

@@ -68,7 +68,8 @@ def test_cuda_matches_oracle(shape, dtype, seed):
 
 @pytest.mark.cuda
 @GPU_DTYPES
-@pytest.mark.parametrize('shape', MODEL_MAP_SHAPES, ids=[case_id(DIMS, s) for s in MODEL_MAP_SHAPES])
+@pytest.mark.parametrize('shape', MODEL_MAP_SHAPES,
+                         ids=[case_id(DIMS, s) for s in MODEL_MAP_SHAPES])
 def test_cuda_triton_matches_torch(shape, dtype, seed):
     """Triton against the PyTorch path on CUDA at the models' shapes (224 classification
     batch 128 stage 1; 800x1344 detection stages 1 and 4)."""
