@@ -21,8 +21,8 @@ import sys
 import tempfile
 import warnings
 
-# Before triton is imported: the interpreter would replace @triton.jit, and a warm cache
-# would skip ptxas, whose log is where registers and spills come from.
+# Before triton is imported: the interpreter would replace @triton.jit. Kernels compiled for
+# GPUs this machine may not have go to a cache of their own, removed at the end.
 os.environ['TRITON_INTERPRET'] = '0'
 CACHE = tempfile.mkdtemp(prefix='mmsm_compile_check_')
 os.environ['TRITON_CACHE_DIR'] = CACHE
