@@ -6,13 +6,15 @@ name, is recorded with its grid, arguments and ``constexpr`` s instead of being 
 Inside :func:`compiling_for`, :func:`compile_launch` compiles one record with Triton's own JIT
 specialisation (``JITFunction.run(warmup=True)``) against a stub driver that reports the
 target architecture; the compiled kernel lands in Triton's cache like one compiled on that
-GPU. ptxas (from the triton wheel) reports registers and spills of each new kernel.
+GPU. ptxas (from the triton wheel) reports registers and spills of each new kernel
+(:func:`ptxas_report`).
 
 Both context managers restore what they replace on exit, also on errors: the package is
 installed for users, and a process that checked its kernels must launch them afterwards.
 """
 import contextlib
 import dataclasses
+import io
 import os
 import re
 import subprocess
@@ -26,7 +28,6 @@ if os.environ.get('TRITON_INTERPRET', '0') == '1':
                        'run it in a process with TRITON_INTERPRET=0 (tools/compile_check.py '
                        'sets it)')
 
-import triton  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.runtime.driver import driver  # noqa: E402
 from triton.runtime.jit import JITFunction  # noqa: E402
@@ -39,6 +40,7 @@ except ImportError:  # where older Triton releases keep it
     from triton.runtime.driver import MockTensor
 
 _ORIGINAL_RUN = JITFunction.run
+_DUMP_PTXAS_LOG = 'TRITON_DUMP_PTXAS_LOG'   # Triton 3.4+: print ptxas's report
 
 
 @contextlib.contextmanager
@@ -84,16 +86,23 @@ class _StubDriver:
 @contextlib.contextmanager
 def compiling_for(capability: int) -> Iterator[None]:
     """Within the block, Triton compiles for ``sm_<capability>``: its active driver is a stub
-    that reports that target (no GPU needed). On exit Triton's driver settings are restored
-    as they were: their attributes are copied back, since reading ``driver.active`` would
-    create the default driver, which fails where there is no GPU (Triton 3.5 and later)."""
-    saved = dict(vars(driver))
+    that reports that target (no GPU needed), and ``TRITON_DUMP_PTXAS_LOG=1`` has it print
+    ptxas's report. On exit both are as they were: the variable's value (or its absence), and
+    Triton's driver settings, whose attributes are copied back (reading ``driver.active``
+    would create the default driver, which fails where there is no GPU, Triton 3.5 and
+    later)."""
+    saved_driver, saved_log = dict(vars(driver)), os.environ.get(_DUMP_PTXAS_LOG)
     driver.set_active(_StubDriver(capability))
+    os.environ[_DUMP_PTXAS_LOG] = '1'
     try:
         yield
     finally:
         vars(driver).clear()
-        vars(driver).update(saved)
+        vars(driver).update(saved_driver)
+        if saved_log is None:
+            del os.environ[_DUMP_PTXAS_LOG]
+        else:
+            os.environ[_DUMP_PTXAS_LOG] = saved_log
 
 
 class _Pointer(MockTensor):
@@ -125,20 +134,34 @@ _PTXAS_REGS = re.compile(r'Used (\d+) registers')
 _PTXAS_SPILLS = re.compile(r'(\d+) bytes spill stores')
 
 
-def _ptxas() -> str:
-    """The ptxas Triton runs: ``$TRITON_PTXAS_PATH``, else the one in the triton wheel."""
-    return os.environ.get('TRITON_PTXAS_PATH') or os.path.join(
-        os.path.dirname(triton.__file__), 'backends', 'nvidia', 'bin', 'ptxas')
+def _ptxas(capability: int) -> str:
+    """The ptxas Triton runs for ``sm_<capability>`` (Triton's choice: some releases ship a
+    newer one for recent architectures; ``$TRITON_PTXAS_PATH`` where set)."""
+    from triton.backends.nvidia import compiler as nvidia
+    try:
+        tool = nvidia.get_ptxas(capability)
+    except TypeError:              # Triton 3.4 and 3.5: one ptxas for every architecture
+        tool = nvidia.get_ptxas()
+    return tool[0] if isinstance(tool, tuple) else tool.path    # 3.3: (path, version)
 
 
-def ptxas_report(ptx: str) -> Tuple[int, int]:
-    """Registers per thread and spill-store bytes of a kernel's PTX, from ``ptxas -v``.
+def _parse_report(log: str) -> Optional[Tuple[int, int]]:
+    regs, spills = _PTXAS_REGS.search(log), _PTXAS_SPILLS.search(log)
+    return None if regs is None or spills is None else (int(regs.group(1)), int(spills.group(1)))
 
-    Triton runs ptxas with ``-v`` too but keeps its report (printing it only under
-    ``TRITON_DUMP_PTXAS_LOG=1``, since Triton 3.4), so it is run again here on the PTX Triton
-    made, for the target that PTX names: same input, same registers and spills, on every
-    Triton release.
+
+def ptxas_report(triton_log: str, ptx: str, capability: int) -> Tuple[int, int]:
+    """Registers per thread and spill-store bytes of a newly compiled kernel.
+
+    Triton runs ptxas with ``-v``; from release 3.4 on it prints that report under
+    ``TRITON_DUMP_PTXAS_LOG=1`` (``triton_log``: what it printed), the exact numbers of the
+    cubin it built, whatever flags that release gives ptxas. Triton 3.3 keeps the report, and
+    its ptxas command has no flag that changes register allocation, so there the same ptxas
+    runs again with ``-v`` on the same PTX, for the target the PTX names.
     """
+    report = _parse_report(triton_log)
+    if report is not None:
+        return report
     target = _PTX_TARGET.search(ptx)
     if target is None:
         raise RuntimeError('the PTX names no .target; cannot ask ptxas for its report')
@@ -146,14 +169,14 @@ def ptxas_report(ptx: str) -> Tuple[int, int]:
         src = os.path.join(tmp, 'kernel.ptx')
         with open(src, 'w') as f:
             f.write(ptx)
-        proc = subprocess.run([_ptxas(), '-v', f'--gpu-name={target.group(1)}', src, '-o',
-                               os.path.join(tmp, 'kernel.cubin')], capture_output=True,
+        proc = subprocess.run([_ptxas(capability), '-v', f'--gpu-name={target.group(1)}', src,
+                               '-o', os.path.join(tmp, 'kernel.cubin')], capture_output=True,
                               text=True)
-    log = proc.stdout + proc.stderr
-    regs, spills = _PTXAS_REGS.search(log), _PTXAS_SPILLS.search(log)
-    if proc.returncode or regs is None or spills is None:
-        raise RuntimeError(f'ptxas -v gave no register report (exit {proc.returncode}): {log}')
-    return int(regs.group(1)), int(spills.group(1))
+    report = _parse_report(proc.stdout + proc.stderr)
+    if proc.returncode or report is None:
+        raise RuntimeError(f'ptxas -v gave no register report (exit {proc.returncode}): '
+                           f'{proc.stdout + proc.stderr}')
+    return report
 
 
 def compile_launch(launch: Launch, known: Dict[str, Compiled], report: bool = True) -> Compiled:
@@ -162,13 +185,16 @@ def compile_launch(launch: Launch, known: Dict[str, Compiled], report: bool = Tr
 
     A launch whose specialisation Triton already compiled (in this process or in its cache)
     is looked up in ``known`` (kernel hash -> :class:`Compiled`), which this function fills;
-    ``report`` runs ptxas for the registers and spills of each new kernel.
+    with ``report``, with the registers and spills of each new kernel (:func:`ptxas_report`).
     """
     args = [_Pointer(a) if isinstance(a, torch.Tensor) else a for a in launch.args]
-    kernel = _ORIGINAL_RUN(launch.kernel, *args, grid=launch.grid, warmup=True,
-                           **launch.kwargs)
+    triton_log = io.StringIO()
+    with contextlib.redirect_stdout(triton_log):
+        kernel = _ORIGINAL_RUN(launch.kernel, *args, grid=launch.grid, warmup=True,
+                               **launch.kwargs)
     if kernel.hash not in known:
-        regs, spills = ptxas_report(kernel.asm['ptx']) if report else (None, None)
+        regs, spills = (ptxas_report(triton_log.getvalue(), kernel.asm['ptx'],
+                                     kernel.metadata.target.arch) if report else (None, None))
         known[kernel.hash] = Compiled(warps=kernel.metadata.num_warps, regs=regs,
                                       spill_bytes=spills, smem=kernel.metadata.shared)
     return known[kernel.hash]

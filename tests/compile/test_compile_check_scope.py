@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = '''
 import io, os, sys
 os.environ['TRITON_CACHE_DIR'] = sys.argv[1]
+import torch._dynamo  # the ops' first call imports it, which sets TORCHINDUCTOR_CACHE_DIR
 from triton.runtime.driver import driver
 from triton.runtime.jit import JITFunction
 from mmspatialmamba.ops import _utils
