@@ -32,6 +32,7 @@ Smoke test without a GPU (tiny shapes, Triton under the interpreter, wall-clock 
     python benchmarks/bench_ops.py --device cpu --small
 """
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -110,40 +111,50 @@ def check_results(call, backends):
     return finite, err, upstream
 
 
-def bench(args, dtype_name):
-    """Yield one row per (shape, backend)."""
+def time_backend(call, backend, upstream, device):
+    """Median ms of ``call``'s forward and of its forward+backward on ``backend``, and the
+    peak MiB of forward+backward (None on the CPU)."""
     import torch
     from mmspatialmamba.analysis.timing import kernel_time_ms, peak_memory_mib
+
+    def forward():
+        with torch.no_grad():
+            call(backend)
+
+    def forward_backward():
+        _forward_backward(call, backend, upstream)
+
+    timer = dict(device=device, cpu_warmup=0, cpu_iters=1)
+    return (kernel_time_ms(forward, **timer), kernel_time_ms(forward_backward, **timer),
+            peak_memory_mib(forward_backward, device))
+
+
+def bench_case(args, dtype_name, name, op, shape, key):
+    """Yield one row per backend for ``op`` at ``shape`` (``key``: its name in the model's
+    shapes, for the release's times)."""
+    import torch
     from mmspatialmamba.ops.compile_check.cases import CALLS, DTYPES, random_leaf
     from mmspatialmamba.ops.compile_check.targets import ARCHS
     from mmspatialmamba.ops.compile_check.timing import floor_bytes, release_ms
-    dtype, device = DTYPES[dtype_name], torch.device(args.device)
+    dtype = DTYPES[dtype_name]
     hbm = ARCHS[REFERENCE_ARCH].hbm_bytes_per_s
-    for name, op, shape, key in cases(args):
-        call = CALLS[op](shape, dtype, random_leaf(device))
-        finite, err, upstream = check_results(call, args.backends)
-        fwd_floor = floor_bytes(op, 'forward', shape, dtype)
-        fb_floor = fwd_floor + floor_bytes(op, 'backward', shape, dtype)
-        for backend in args.backends:
-            with torch.no_grad():
-                t_fwd = kernel_time_ms(lambda: call(backend), args.device, cpu_warmup=0,
-                                       cpu_iters=1)
-
-            def run():
-                _forward_backward(call, backend, upstream)
-            t_fb = kernel_time_ms(run, args.device, cpu_warmup=0, cpu_iters=1)
-            yield dict(
-                dtype=dtype_name, shape=name, op=op,
-                dims=[shape.batch, shape.dim, shape.d_state, shape.height * shape.width],
-                backend=backend, fwd_ms=t_fwd, fwd_bwd_ms=t_fb,
-                fwd_gbps=fwd_floor / t_fwd / 1e6, fwd_bwd_gbps=fb_floor / t_fb / 1e6,
-                fwd_x_floor=t_fwd / (fwd_floor / hbm * 1e3),
-                fwd_bwd_x_floor=t_fb / (fb_floor / hbm * 1e3),
-                release_fwd_ms=release_ms(op, key, dtype, 'forward') if key else None,
-                release_fwd_bwd_ms=release_ms(op, key, dtype, 'backward') if key else None,
-                peak_mib=peak_memory_mib(run, args.device), finite=finite[backend],
-                rel_err_vs_torch=err if backend == 'triton' else None)
-        del call
+    call = CALLS[op](shape, dtype, random_leaf(torch.device(args.device)))
+    finite, err, upstream = check_results(call, args.backends)
+    fwd_floor = floor_bytes(op, 'forward', shape, dtype)
+    fb_floor = fwd_floor + floor_bytes(op, 'backward', shape, dtype)
+    for backend in args.backends:
+        t_fwd, t_fb, peak = time_backend(call, backend, upstream, args.device)
+        yield dict(
+            dtype=dtype_name, shape=name, op=op,
+            dims=[shape.batch, shape.dim, shape.d_state, shape.height * shape.width],
+            backend=backend, fwd_ms=t_fwd, fwd_bwd_ms=t_fb,
+            fwd_gbps=fwd_floor / t_fwd / 1e6, fwd_bwd_gbps=fb_floor / t_fb / 1e6,
+            fwd_x_floor=t_fwd / (fwd_floor / hbm * 1e3),
+            fwd_bwd_x_floor=t_fb / (fb_floor / hbm * 1e3),
+            release_fwd_ms=release_ms(op, key, dtype, 'forward') if key else None,
+            release_fwd_bwd_ms=release_ms(op, key, dtype, 'backward') if key else None,
+            peak_mib=peak, finite=finite[backend],
+            rel_err_vs_torch=err if backend == 'triton' else None)
 
 
 def print_table(rows):
@@ -181,8 +192,8 @@ def main(argv=None):
     print(f'device: {device_name}; dtypes: {", ".join(args.dtype)}; torch {torch.__version__}')
     torch.manual_seed(0)
     rows = []
-    for dtype_name in args.dtype:
-        for row in bench(args, dtype_name):
+    for dtype_name, (name, op, shape, key) in itertools.product(args.dtype, cases(args)):
+        for row in bench_case(args, dtype_name, name, op, shape, key):
             rows.append(row)
             if args.json:  # after every row, so a run stopped by a time cap keeps its rows
                 with open(args.json, 'w') as f:

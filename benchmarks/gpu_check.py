@@ -34,6 +34,7 @@ dry plan's kernels for sm_90 with Triton's real compiler and prints how many var
 real run compiles; CI runs it, so the script cannot rot. Its numbers mean nothing.
 """
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -43,7 +44,7 @@ import sys
 import tempfile
 import time
 import traceback
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = 'results.json'
@@ -103,7 +104,7 @@ def case_id(case: Any) -> str:
 
 def _cases(op: str, keys: Sequence[str], dtypes: Sequence[str] = DTYPES) -> list:
     from mmspatialmamba.ops.compile_check.cases import SHAPES
-    from mmspatialmamba.ops.compile_check.variants import Case
+    from mmspatialmamba.ops.compile_check.cases import Case
     return [Case(op, SHAPES[k], d) for k in keys for d in dtypes]
 
 
@@ -122,7 +123,7 @@ def op_cases(dry: bool) -> list:
     segmentation stage 1 and detection stage 4.
     """
     if dry:
-        from mmspatialmamba.ops.compile_check.variants import Case
+        from mmspatialmamba.ops.compile_check.cases import Case
         shapes = _dry_shapes()
         return ([Case('sasf', shapes['map'], d) for d in DTYPES]
                 + [Case('scan', shapes['scan'], 'fp32'), Case('fusion', shapes['map'], 'bf16')])
@@ -136,47 +137,65 @@ def determinism_cases(dry: bool) -> list:
     op where its launches differ most (chunked scan, many programs per map, the widest
     maps), in every dtype; the scan and the fusion alone in fp32."""
     if dry:
-        from mmspatialmamba.ops.compile_check.variants import Case
+        from mmspatialmamba.ops.compile_check.cases import Case
         return [Case('sasf', _dry_shapes()['map'], 'fp32')]
     return (_cases('sasf', ['det1b1', 'det1', 'cls', 'seg', 'B-det4'])
             + _cases('scan', ['det1b1', 'cls'], ['fp32']) + _cases('fusion', ['cls'], ['fp32']))
 
 
-def sanitizer_cases() -> list:
-    """Tiny calls at GPU launch sizes for compute-sanitizer (the dry run's too): the model's
-    op on a map of several tiles, and chunked (L = 2,100 at D = 6: too few rows to fill a
-    GPU); the scan alone chunked with N = 3 states, D = 5 (padded lanes in the channel and
-    state blocks); the fusion on a map of several tiles; channel counts not divisible by 4."""
-    from mmspatialmamba.ops.compile_check.cases import Shape
-    from mmspatialmamba.ops.compile_check.variants import Case
-    small, chunked = Shape('tiny', 1, 5, 7, 9), Shape('tiny chunked', 1, 6, 30, 70)
-    scan = Shape('tiny chunked', 1, 5, 1, 2100, d_state=3)
+def sanitizer_cases(dry: bool) -> list:
+    """Tiny calls at GPU launch sizes for compute-sanitizer: the model's op on a map of
+    several tiles, and chunked (L = 2,100 at D = 6: too few rows to fill a GPU); the scan
+    alone chunked with N = 3 states, D = 5 (padded lanes in the channel and state blocks);
+    the fusion on a map of several tiles; channel counts not divisible by 4. Dry: the first
+    call and the scan with N = 3 at the dry plan's length (the interpreter does not chunk)."""
+    from mmspatialmamba.ops.compile_check.cases import Case, Shape
+    small = Shape('tiny', 1, 5, 7, 9)
+    if dry:
+        return [Case('sasf', small, 'fp32'), Case('scan', _dry_shapes()['scan'], 'fp32')]
+    chunked, scan = Shape('tiny chunked', 1, 6, 30, 70), Shape('tiny chunked', 1, 5, 1, 2100, 3)
     return ([Case('sasf', small, d) for d in ('fp32', 'bf16')]
             + [Case('sasf', chunked, 'fp32'), Case('fusion', Shape('tiny', 1, 5, 13, 70), 'fp16')]
             + [Case('scan', scan, d) for d in ('fp32', 'bf16')])
 
 
-def backbone_cases(dry: bool) -> list:
-    """Whole backbones, Triton against the PyTorch path, forward and backward:
-    ``(label, arch, batch, (H, W), amp)``. Real: T at 224 batch 8 and at 800x1344 batch 2,
-    fp32 and bf16 and fp16 autocast."""
-    amps = [None, 'bf16', 'fp16']
+@dataclasses.dataclass(frozen=True)
+class BackboneCase:
+    """A backbone compared on both backends: ``arch`` (a name or a dict, as ``SpatialMamba``
+    takes it), the stages it returns, ``batch`` images of ``hw``, the autocast dtype."""
+    label: str
+    arch: Any
+    out_indices: Tuple[int, ...]
+    batch: int
+    hw: Tuple[int, int]
+    amp: Optional[str]
+
+    def __str__(self) -> str:
+        return f'{self.label}-B{self.batch}-{self.amp or "fp32"}'
+
+
+def backbone_cases(dry: bool) -> List[BackboneCase]:
+    """Whole backbones, Triton against the PyTorch path, forward and backward. Real: T at 224
+    batch 8 and at 800x1344 batch 2, fp32, bf16 and fp16 autocast. Dry: one block (under the
+    interpreter a block's forward and backward costs seconds)."""
     if dry:
-        return [('dry backbone', dict(dims=8, depths=[1, 1, 1, 1]), 1, (32, 32), amp)
-                for amp in (None, 'bf16')]
-    return [(label, 'tiny', batch, hw, amp) for label, batch, hw in
-            (('T 224', 8, (224, 224)), ('T 800x1344', 2, (800, 1344))) for amp in amps]
+        return [BackboneCase('dry', dict(dims=4, depths=[1]), (0,), 2, (16, 16), None)]
+    return [BackboneCase(label, 'tiny', (0, 1, 2, 3), batch, hw, amp)
+            for label, batch, hw in (('T224', 8, (224, 224)), ('T800x1344', 2, (800, 1344)))
+            for amp in (None, 'bf16', 'fp16')]
 
 
 def warm_cases(dry: bool) -> list:
     """Every op call of the check, without repeats: what ``compile`` compiles first. The
     backbone and Mask R-CNN parts run the model's op at shapes of ``cases.SHAPES`` (T at 224
     batch 8 and 128, at 800x1344 batch 2), which :func:`op_cases` holds in every dtype;
-    ``bench_ops.py`` times calls of :func:`op_cases` too."""
-    seen = {}
-    for case in op_cases(dry) + determinism_cases(dry) + sanitizer_cases():
-        seen.setdefault(case, None)
-    return list(seen)
+    ``bench_ops.py`` times calls of :func:`op_cases` too. The dry run's parts need no compiled
+    kernel (they run interpreted): its compile part compiles the first dry case's kernels,
+    the same code on the CPU, and counts the real run's."""
+    if dry:
+        return op_cases(True)[:1]
+    cases = op_cases(False) + determinism_cases(False) + sanitizer_cases(False)
+    return list(dict.fromkeys(cases))
 
 
 # ---------------------------------------------------------------- results
@@ -309,7 +328,7 @@ def run_calls(dry: bool) -> int:
     device = torch.device('cpu' if dry else 'cuda')
     torch.manual_seed(0)
     bad = 0
-    for case in sanitizer_cases():
+    for case in sanitizer_cases(dry):
         call = CALLS[case.op](case.shape, TORCH_DTYPES[case.dtype], random_leaf(device))
         out = call('triton')
         grads = torch.autograd.grad(out, list(call.leaves.values()), torch.randn_like(out))

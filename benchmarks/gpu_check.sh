@@ -2,7 +2,8 @@
 # The GPU check: one command on a bare GPU machine whose first minutes give a verdict on the
 # Triton kernels, then their speed. Parts, in order, each under its own time cap (seconds):
 #
-#   install      40  the wheels of .whl/ and this checkout into /tmp/site (GPU only)
+#   install      40  the wheels of .whl/ and this checkout into /tmp/site (on a GPU machine
+#                    with .whl/; skipped where mmspatialmamba, mmdet, mmseg are installed)
 #   compile      60  Triton, torch and CUDA versions; every kernel variant the parts below
 #                    launch, counted and compiled in parallel processes into Triton's cache
 #   tests       150  correctness: Triton against the PyTorch path at the models' shapes (ops
@@ -23,8 +24,9 @@
 # Triton's cache), so a miss shows. All parts run with MMSM_BACKEND=triton: a kernel that fails
 # fails its test instead of falling back to the PyTorch path.
 #
-#   bash benchmarks/gpu_check.sh --prepare          # here, with network: fill .whl/ (below)
-#   bash benchmarks/gpu_check.sh OUTDIR             # on the GPU machine, carrying .whl/
+#   bash benchmarks/gpu_check.sh OUTDIR             # a GPU machine with the package installed
+#   bash benchmarks/gpu_check.sh --prepare          # with network: fill .whl/ (below) for...
+#   bash benchmarks/gpu_check.sh OUTDIR             # ...a bare GPU machine, carrying .whl/
 #   bash benchmarks/gpu_check.sh OUTDIR --dry-run   # any CPU: every part at tiny sizes
 #
 # The GPU machine has torch, triton, pytest-xdist and Python 3.12 but no OpenMMLab packages
@@ -35,7 +37,8 @@
 # python3) on the CPU, the kernels interpreted, except that its compile part compiles the dry
 # plan's kernels for sm_90 and prints how many variants the real run compiles; it is what
 # tests/benchmarks/test_gpu_check.py runs in CI, so the script cannot rot. Its numbers mean
-# nothing. Caps are set by environment variables, e.g. CAP_TESTS=200.
+# nothing, and its caps are ten times the real ones (a guard against hangs on a busy CPU).
+# Caps are set by environment variables, e.g. CAP_TESTS=200.
 #
 # Files in OUTDIR (what comes back from the GPU machine): gpu_check.md (its first line is the
 # VERDICT; rewritten after every part, so a run cut short has one), gpu_check.log,
@@ -83,7 +86,7 @@ print("installed; torch", torch.__version__, "triton", triton.__version__,
 cubins() { find "$TRITON_CACHE_DIR" -name '*.cubin' 2>/dev/null | wc -l; }
 
 part() {  # part NAME CAP COMMAND...: run COMMAND under a time cap, log it, record its status
-    local name=$1 cap=$2 start=$SECONDS before rc
+    local name=$1 cap=$(($2 * CAP_SCALE)) start=$SECONDS before rc
     shift 2
     before=$(cubins)
     echo "=== $name (cap ${cap} s): $*" | tee -a "$LOG"
@@ -119,17 +122,28 @@ if [ -n "$DRY_RUN" ]; then
     # One thread: at these sizes more threads only wait on each other (on a busy 2-core
     # machine the Mask R-CNN part ran 5x slower with two).
     export TRITON_INTERPRET=1 OMP_NUM_THREADS=1 MMSM_GPU_CHECK=dry
+    CAP_SCALE=10
     echo '{"part": "install", "rc": 0, "seconds": 0, "cap": 0, "note": "skipped (dry run)"}' \
         >> "$OUTDIR/parts.jsonl"
-    OPS_ARGS=(--device cpu --small)
+    OPS_ARGS=(--device cpu --small --dtype fp32 bf16)
     COMPILE_WORKERS=2 TEST_WORKERS=1
 else
     # 0, not unset: tests/conftest.py turns the interpreter on unless the variable is set.
-    export TRITON_INTERPRET=0 PYTHONPATH="$SITE"
+    export TRITON_INTERPRET=0
+    CAP_SCALE=1
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm \
         --format=csv 2>&1 | tee -a "$LOG"
-    part install "${CAP_INSTALL:-40}" bash "${BASH_SOURCE[0]}" --install
-    OPS_ARGS=()
+    if [ -d .whl ]; then
+        export PYTHONPATH="$SITE"
+        part install "${CAP_INSTALL:-40}" bash "${BASH_SOURCE[0]}" --install
+    elif "$PY" -c 'import mmspatialmamba.ops, mmdet.apis, mmseg.apis' 2>/dev/null; then
+        echo '{"part": "install", "rc": 0, "seconds": 0, "cap": 0,' \
+             '"note": "skipped (installed)"}' >> "$OUTDIR/parts.jsonl"
+    else
+        die "$PY cannot import mmspatialmamba, mmdet and mmseg, and there is no .whl/:" \
+            "install them (README), or run --prepare and carry .whl/"
+    fi
+    OPS_ARGS=(--dtype fp32 bf16 fp16)
     COMPILE_WORKERS=$(($(nproc) > 3 ? $(nproc) - 2 : 1)) TEST_WORKERS=6
 fi
 CHECK=("$PY" benchmarks/gpu_check.py)
@@ -138,11 +152,11 @@ part compile "${CAP_COMPILE:-60}" env TRITON_INTERPRET=0 "${CHECK[@]}" compile "
 part tests "${CAP_TESTS:-150}" "${CHECK[@]}" tests "$OUTDIR" --workers "$TEST_WORKERS" \
     --timeout 100 $DRY_RUN
 part sanitizer "${CAP_SANITIZER:-60}" "${CHECK[@]}" sanitizer "$OUTDIR" \
-    --timeout $((${CAP_SANITIZER:-60} - 5)) $DRY_RUN
+    --timeout $(((${CAP_SANITIZER:-60} - 5) * CAP_SCALE)) $DRY_RUN
 part determinism "${CAP_DETERMINISM:-40}" "${CHECK[@]}" determinism "$OUTDIR" \
     --workers "$((TEST_WORKERS > 4 ? 4 : TEST_WORKERS))" --timeout 35 $DRY_RUN
 part ops "${CAP_OPS:-60}" "$PY" benchmarks/bench_ops.py "${OPS_ARGS[@]}" \
-    --dtype fp32 bf16 fp16 --json "$OUTDIR/ops.json"
+    --json "$OUTDIR/ops.json"
 part backbone "${CAP_BACKBONE:-60}" "${CHECK[@]}" backbone "$OUTDIR" $DRY_RUN
 part maskrcnn "${CAP_MASKRCNN:-70}" "${CHECK[@]}" maskrcnn "$OUTDIR" $DRY_RUN
 "${CHECK[@]}" report "$OUTDIR"

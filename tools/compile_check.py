@@ -10,7 +10,7 @@ limit (with ``--strict``, also when it spills or fits fewer than 2 programs per 
 works: ``mmspatialmamba.ops.compile_check`` (the time model: its ``timing`` module).
 
 Usage:
-    python tools/compile_check.py --quick --strict  # CI (tests/ops/test_compile_check.py)
+    python tools/compile_check.py --quick --strict  # CI, also under other Tritons (docs/gpu.md)
     python tools/compile_check.py            # every arch, op, shape and dtype (by hand; long)
     python tools/compile_check.py --arch 90 --shape det1 det4 --dtype fp32
 """

@@ -167,14 +167,26 @@ def random_leaf(device: torch.device) -> Leaf:
 def _model_dt_bias(dim: int) -> Tensor:
     """``dt_projs_bias`` of a freshly initialised mixer of inner width ``dim``."""
     from mmspatialmamba.models.layers.sasf import StructureAwareSSM  # the model, not the ops
-    return StructureAwareSSM(d_model=dim // 2).dt_projs_bias.detach()
+    return StructureAwareSSM(d_model=dim, expand=1).dt_projs_bias.detach()
 
 
-Case = Tuple[Tensor, List[Tensor]]     # output, leaves that need gradients
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One op call, forward and backward: op (key of :data:`CALLS`), shape, dtype (key of
+    :data:`DTYPES`)."""
+    op: str
+    shape: Shape
+    dtype: str
+
+    def __str__(self) -> str:
+        return f'{self.op} {self.dtype} {self.shape}'
 
 
-def _fake_case(op: str) -> Callable[[Shape, torch.dtype], Case]:
-    def run(s: Shape, dtype: torch.dtype) -> Case:
+Recorded = Tuple[Tensor, List[Tensor]]     # output, leaves that need gradients
+
+
+def _fake_case(op: str) -> Callable[[Shape, torch.dtype], Recorded]:
+    def run(s: Shape, dtype: torch.dtype) -> Recorded:
         call = CALLS[op](s, dtype, fake_leaf)
         return call(), list(call.leaves.values())
     run.__name__ = f'run_{op}'
@@ -183,4 +195,4 @@ def _fake_case(op: str) -> Callable[[Shape, torch.dtype], Case]:
 
 # The compile check's cases: each op forward on fake CUDA tensors (backend=None, as a user
 # calls it); the report back-propagates through the output.
-OPS: Dict[str, Callable[[Shape, torch.dtype], Case]] = {op: _fake_case(op) for op in CALLS}
+OPS: Dict[str, Callable[[Shape, torch.dtype], Recorded]] = {op: _fake_case(op) for op in CALLS}

@@ -17,22 +17,10 @@ from typing import Dict, Hashable, List, Sequence, Tuple
 
 import torch
 
-from .cases import DTYPES, OPS, Shape
+from .cases import DTYPES, OPS, Case, Shape
 from .compiler import compile_launch, compiling_for, record_launches
 from .fake_cuda import fake_cuda, fake_cuda_device
 from .launch import Launch
-
-
-@dataclasses.dataclass(frozen=True)
-class Case:
-    """One op call, forward and backward: op (key of ``cases.OPS``), shape, dtype (key of
-    ``cases.DTYPES``)."""
-    op: str
-    shape: Shape
-    dtype: str
-
-    def __str__(self) -> str:
-        return f'{self.op} {self.dtype} {self.shape}'
 
 
 def record_case(op: str, shape: Shape, dtype: str, capability: int,

@@ -78,31 +78,35 @@ def _backbone_run(model, images, amp, upstream):
     return [o.detach().float() for o in outs], grads, upstream
 
 
-@pytest.mark.parametrize('label, arch, batch, hw, amp', BACKBONES,
-                         ids=[f'{c[0].replace(" ", "-")}-B{c[2]}-{c[4] or "fp32"}'
-                              for c in BACKBONES])
-def test_backbone_triton_matches_torch(label, arch, batch, hw, amp, seed, record_property):
+@pytest.mark.parametrize('case', BACKBONES, ids=str)
+def test_backbone_triton_matches_torch(case, seed, record_property):
     """The backbone as the model initialises it, in training mode (no stochastic depth), on
     both backends from the same weights and images: outputs of every stage and every
-    parameter's gradient."""
+    parameter's gradient. A parameter's error is relative to its gradient's norm, or to a
+    thousandth of all gradients' norm where its own is smaller (a convolution bias before a
+    normalisation has a gradient of zero up to rounding)."""
     from mmspatialmamba.models import SpatialMamba
     torch.manual_seed(seed)
-    triton_model = SpatialMamba(arch=arch, drop_path_rate=0.0, backend='triton')
-    triton_model.init_weights()
-    torch_model = SpatialMamba(arch=arch, drop_path_rate=0.0, backend='torch')
-    torch_model.load_state_dict(triton_model.state_dict())
-    images = torch.randn(batch, 3, *hw, device=DEVICE)
-    ref, ref_grads, upstream = _backbone_run(torch_model.to(DEVICE).train(), images, amp, None)
-    del torch_model
-    out, grads, _ = _backbone_run(triton_model.to(DEVICE).train(), images, amp, upstream)
+    models = {backend: SpatialMamba(arch=case.arch, out_indices=case.out_indices,
+                                    drop_path_rate=0.0, backend=backend)
+              for backend in ('triton', 'torch')}
+    models['triton'].init_weights()
+    models['torch'].load_state_dict(models['triton'].state_dict())
+    images = torch.randn(case.batch, 3, *case.hw, device=DEVICE)
+    ref, ref_grads, upstream = _backbone_run(models.pop('torch').to(DEVICE).train(), images,
+                                             case.amp, None)
+    model = models.pop('triton').to(DEVICE).train()
+    out, grads, _ = _backbone_run(model, images, case.amp, upstream)
     assert_finite('torch outputs', *ref)
     assert_finite('torch gradients', *ref_grads)
     assert_finite('triton outputs', *out)
     assert_finite('triton gradients', *grads)
-    tol_out, tol_grad = BACKBONE_TOL[AMP[amp]]
-    names = [n for n, _ in triton_model.named_parameters()]
+    tol_out, tol_grad = BACKBONE_TOL[AMP[case.amp]]
     out_errs = [rel_err(o, r) for o, r in zip(out, ref)]
-    grad_errs = {n: rel_err(g, r) for n, g, r in zip(names, grads, ref_grads)}
+    floor = 1e-3 * torch.cat([r.flatten() for r in ref_grads]).double().norm()
+    grad_errs = {name: ((g.double() - r.double()).norm() / torch.maximum(r.double().norm(),
+                                                                          floor)).item()
+                 for (name, _), g, r in zip(model.named_parameters(), grads, ref_grads)}
     worst = max(grad_errs, key=grad_errs.get)
     record_property('error_ratio', max(max(out_errs) / tol_out, grad_errs[worst] / tol_grad))
     record_property('worst', f'outputs {max(out_errs):.3g} (tolerance {tol_out:g}), '
