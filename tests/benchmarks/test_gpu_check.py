@@ -97,8 +97,8 @@ def test_sanitizer_and_determinism_parts(dry_run):
 
 def test_ops_rows(dry_run):
     ops = json.loads((dry_run / 'ops.json').read_text())['rows']
-    assert {(r['dtype'], r['op'], r['backend']) for r in ops} == {
-        (d, op, b) for d in ('fp32', 'bf16', 'fp16') for op in ('sasf', 'scan')
+    assert {(r['dtype'], r['op'], r['backend']) for r in ops} == {     # the GPU adds fp16
+        (d, op, b) for d in ('fp32', 'bf16') for op in ('sasf', 'scan')
         for b in ('triton', 'torch')}
     assert all(r['fwd_ms'] > 0 and r['fwd_bwd_ms'] > 0 and r['finite'] for r in ops)
     assert all(r['rel_err_vs_torch'] < 1e-2 for r in ops if r['backend'] == 'triton')
