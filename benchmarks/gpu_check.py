@@ -14,6 +14,7 @@ Subcommands, in the order the shell script runs them (the verdict first, then sp
   each over ``calls`` (tiny op calls at GPU launch sizes, :func:`sanitizer_cases`). Where
   the tool is missing or refuses the device, the part says so and passes nothing off as
   checked.
+* ``calls OUTDIR``: those calls, forward and backward on the Triton kernels, results finite.
 * ``determinism OUTDIR``: ``tests/benchmarks/test_gpu_determinism.py`` (each op twice, bit
   for bit).
 * ``backbone OUTDIR``: the T backbone at 224, batch 128, inference and training, fp32 and bf16
@@ -29,8 +30,8 @@ Subcommands, in the order the shell script runs them (the verdict first, then sp
 The op benchmark is ``benchmarks/bench_ops.py`` itself. Results go to ``results.json`` (one
 entry per part, rewritten after every row, so a part stopped by its time cap keeps what it
 finished). ``--dry-run`` runs every part at tiny sizes on the CPU, the kernels interpreted
-(``TRITON_INTERPRET=1``, set by the shell script) except in ``compile``, which compiles the
-dry plan's kernels for sm_90 with Triton's real compiler and prints how many variants the
+(``TRITON_INTERPRET=1``, set by the shell script) except in ``compile``, which compiles one
+dry call's kernels for sm_90 with Triton's real compiler and prints how many variants the
 real run compiles; CI runs it, so the script cannot rot. Its numbers mean nothing.
 """
 import argparse

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU check: one command on a bare GPU machine whose first minutes give a verdict on the
-# Triton kernels, then their speed. Parts, in order, each under its own time cap (seconds):
+# The GPU check: one command on a GPU machine whose first minutes give a verdict on the
+# Triton kernels, then their speed (docs/gpu.md). Parts, in order, each under its own time cap (seconds):
 #
 #   install      40  the wheels of .whl/ and this checkout into /tmp/site (on a GPU machine
 #                    with .whl/; skipped where mmspatialmamba, mmdet, mmseg are installed)
@@ -18,10 +18,10 @@
 #
 # The verdict parts (install to determinism) take at most 350 s, all parts 540 s plus 5 s of
 # kill grace each: one 10-minute command. The compile cap comes from the dry run's count:
-# the real run compiles about 300 kernel variants (printed by the dry run's compile part);
-# Triton takes 1-2 s for one, so 14 processes need about 40 s. Every part after it should
-# compile nothing; the table's last column counts what each did compile (new cubins in
-# Triton's cache), so a miss shows. All parts run with MMSM_BACKEND=triton: a kernel that fails
+# the real run compiles 257 kernel variants (the dry run's compile part prints the number);
+# at 1-2 s each, 14 processes (nproc - 2 on 16 cores) need 20-40 s. Every part after it
+# should compile nothing; the table's last column counts what each did compile (new cubins
+# in Triton's cache), so a miss shows. All parts run with MMSM_BACKEND=triton: a kernel that fails
 # fails its test instead of falling back to the PyTorch path.
 #
 #   bash benchmarks/gpu_check.sh OUTDIR             # a GPU machine with the package installed
@@ -29,18 +29,18 @@
 #   bash benchmarks/gpu_check.sh OUTDIR             # ...a bare GPU machine, carrying .whl/
 #   bash benchmarks/gpu_check.sh OUTDIR --dry-run   # any CPU: every part at tiny sizes
 #
-# The GPU machine has torch, triton, pytest-xdist and Python 3.12 but no OpenMMLab packages
-# and no network. --prepare copies the CUDA mmcv 2.1.0 wheel from ../shared/device-wheels (or
+# A bare GPU machine has torch, triton and pytest (pytest-xdist, compute-sanitizer where
+# available) but no OpenMMLab packages and no network. --prepare copies the CUDA mmcv 2.1.0 wheel from ../shared/device-wheels (or
 # $DEVICE_WHEELS) into the git-ignored .whl/, adds the mmengine/mmdet/mmseg wheels that
 # folder's fetch.sh downloads, and checks that the working tree plus .whl/ stays under the
 # 64 MiB that may travel. --dry-run uses the current Python's packages ($PYTHON, default
-# python3) on the CPU, the kernels interpreted, except that its compile part compiles the dry
-# plan's kernels for sm_90 and prints how many variants the real run compiles; it is what
+# python3) on the CPU, the kernels interpreted, except that its compile part compiles one dry
+# call's kernels for sm_90 and prints how many variants the real run compiles; it is what
 # tests/benchmarks/test_gpu_check.py runs in CI, so the script cannot rot. Its numbers mean
 # nothing, and its caps are ten times the real ones (a guard against hangs on a busy CPU).
 # Caps are set by environment variables, e.g. CAP_TESTS=200.
 #
-# Files in OUTDIR (what comes back from the GPU machine): gpu_check.md (its first line is the
+# Files in OUTDIR: gpu_check.md (its first line is the
 # VERDICT; rewritten after every part, so a run cut short has one), gpu_check.log,
 # parts.jsonl (one status line per part), results.json (every part's rows), ops.json.
 # Exit status 0 only if every part succeeded.
