@@ -143,24 +143,24 @@ def random_leaf(device: torch.device) -> Leaf:
     Step sizes as the model initialises them: ``delta_bias`` is a fresh mixer's
     ``dt_projs_bias`` (Mamba's initialisation: ``softplus(delta_bias)`` log-uniform in
     [1e-3, 1e-1]) and ``A = -exp(A_logs)``, -1 for N = 1 (S4D-real: -1..-N), so ``dt`` is
-    small, decays stay near 1
-    and the carry across a long sequence matters; ``delta`` (the dt projection's output) is
-    N(0, 0.5^2). The rest is random where the model starts from constants (``D``, the fusion
-    kernels and ``alpha`` start at ones), so that a transposed tap or a missing term shows:
-    activations N(0, 1), kernels N(0, 1/9), ``alpha`` in [0.5, 1.5).
+    small, decays stay near 1 and the carry across a long sequence matters; ``delta`` (the dt
+    projection's output) is N(0, 0.5^2). The rest is random where the model starts from
+    constants (``D``, the fusion kernels and ``alpha`` start at ones), so that a transposed
+    tap or a missing term shows: activations N(0, 1), kernels N(0, 1/9), ``alpha`` in
+    [0.5, 1.5).
     """
     def make(name: str, size: Tuple[int, ...], dtype: torch.dtype) -> Tensor:
         if name == 'delta_bias':
-            value = _model_dt_bias(size[0])
+            value = _model_dt_bias(size[0]).to(device)
         elif name == 'A':
-            value = -torch.arange(1, size[1] + 1, dtype=torch.float32).repeat(size[0], 1)
+            value = -torch.arange(1, size[1] + 1, device=device).repeat(size[0], 1)
         elif name in ('k1', 'k3', 'k5'):
-            value = torch.randn(size) / 3
+            value = torch.randn(size, device=device) / 3
         elif name == 'alpha':
-            value = torch.rand(size) + 0.5
+            value = torch.rand(size, device=device) + 0.5
         else:
-            value = torch.randn(size) * (0.5 if name == 'delta' else 1.0)
-        return value.to(device=device, dtype=dtype).requires_grad_(True)
+            value = torch.randn(size, device=device) * (0.5 if name == 'delta' else 1.0)
+        return value.to(dtype).requires_grad_(True)
     return make
 
 
