@@ -121,8 +121,9 @@ trap 'rm -rf "$TRITON_CACHE_DIR"' EXIT
 export PYTHONSAFEPATH=1 PYTHONUNBUFFERED=1 MMSM_BACKEND=triton TRITON_CACHE_DIR
 if [ -n "$DRY_RUN" ]; then
     # One thread: at these sizes more threads only wait on each other (on a busy 2-core
-    # machine the Mask R-CNN part ran 5x slower with two).
-    export TRITON_INTERPRET=1 OMP_NUM_THREADS=1 MMSM_GPU_CHECK=dry
+    # machine the Mask R-CNN part ran 5x slower with two). No GPU, even where there is one:
+    # the dry run is the CPU run it claims to be.
+    export TRITON_INTERPRET=1 OMP_NUM_THREADS=1 MMSM_GPU_CHECK=dry CUDA_VISIBLE_DEVICES=
     CAP_SCALE=10
     echo '{"part": "install", "rc": 0, "seconds": 0, "cap": 0, "note": "skipped (dry run)"}' \
         >> "$OUTDIR/parts.jsonl"
