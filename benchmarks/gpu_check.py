@@ -39,6 +39,7 @@ import dataclasses
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -308,7 +309,7 @@ def run_tests(outdir: str, part: str, args: List[str], workers: int, timeout_s: 
     import pytest
     options = _plugin_options(workers, timeout_s)
     command = ['-q', '-p', 'no:cacheprovider', *options, *args]
-    out = JsonRows(outdir, part, command='pytest ' + ' '.join(command))
+    out = JsonRows(outdir, part, command=shlex.join(['pytest', *command]))
     os.chdir(ROOT)
     return int(pytest.main(command, plugins=[_TestRecorder(out)]))
 
@@ -318,7 +319,9 @@ def run_tests(outdir: str, part: str, args: List[str], workers: int, timeout_s: 
 
 SANITIZER_TOOLS = ('memcheck', 'racecheck', 'initcheck')
 OUR_KERNEL = re.compile(r'_(?:selective_scan|state_fusion)_\w*kernel')
-SUMMARY = re.compile(r'ERROR SUMMARY: (\d+) error')
+# memcheck and initcheck end with 'ERROR SUMMARY: N errors', racecheck with
+# 'RACECHECK SUMMARY: N hazards displayed (E errors, W warnings)'.
+SUMMARY = re.compile(r'(?:ERROR SUMMARY: (\d+) error|RACECHECK SUMMARY: (\d+) hazard)')
 
 
 def run_calls(dry: bool) -> int:
@@ -371,7 +374,7 @@ def _sanitizer_row(tool: str, rc: int, log: str, seconds: float) -> Dict[str, An
         tail = ' | '.join(log.strip().splitlines()[-3:])
         return dict(row, status='refused', note=f'no error summary: {tail}'[:400])
     ours = [b for b in _error_blocks(log) if any(OUR_KERNEL.search(line) for line in b)]
-    row.update(errors=int(summary.group(1)), errors_in_our_kernels=len(ours),
+    row.update(errors=int(summary.group(1) or summary.group(2)), errors_in_our_kernels=len(ours),
                first=[' '.join(b[:2]) for b in ours[:3]])
     return dict(row, status='FAIL' if ours or rc else 'pass')
 
@@ -383,7 +386,7 @@ def run_sanitizer(outdir: str, dry: bool, timeout_s: int) -> int:
     calls = [sys.executable, os.path.abspath(__file__), 'calls', outdir] + (
         ['--dry-run'] if dry else [])
     if exe is None:
-        note = 'compute-sanitizer not found (PATH, /usr/local/cuda/bin): not run'
+        note = 'compute-sanitizer not found on PATH or in /usr/local/cuda/bin'
         print(f'{note}; the calls alone, without it:', flush=True)
         rc = subprocess.run(calls).returncode
         out.add(dict(tool='all', status='not run', note=note, calls_rc=rc))
@@ -645,7 +648,7 @@ def report(outdir: str) -> str:
             lines.append(f'- the real run compiles {compiled["real_run_variants"]} kernel '
                          'variants')
         for r in compiled['rows']:
-            lines.append(f'- {r["cases"]} op calls: {r["variants"]} kernel variants, '
+            lines.append(f'- op calls: {r["cases"]}; {r["variants"]} kernel variants, '
                          f'{r["kernels"]} distinct kernels, {r["seconds"]} s, '
                          f'{len(r["failures"])} failed')
             lines += [f'  - FAILED {label}: {error}' for label, error in r['failures']]

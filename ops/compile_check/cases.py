@@ -10,8 +10,8 @@ So the kernels compiled ahead of time are exactly the ones the GPU runs.
 
 Each call is built from named leaves (the tensors to differentiate); ``B`` and ``C`` are views
 of one projection ``x_dbl`` and ``u``, ``delta`` of the SASF core are time-major views
-(channels innermost), as the model passes them (``models/layers/sasf.py``). Activations take
-the case's dtype; parameters stay float32, as under autocast.
+(channels innermost), as the model passes them (``mmspatialmamba/models/layers/sasf.py``).
+Activations take the case's dtype; parameters stay float32, as under autocast.
 """
 import dataclasses
 import math

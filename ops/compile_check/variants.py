@@ -105,7 +105,8 @@ def _compile_share(cases: Sequence[Case], capability: int, share: int,
 def compile_variants(cases: Sequence[Case], capability: int, workers: int) -> Compilation:
     """Compile every variant of ``cases`` for ``sm_<capability>`` into Triton's cache
     (``TRITON_CACHE_DIR``), split over ``workers`` processes (each records the cases itself:
-    recording costs milliseconds per case, and launches hold kernels that do not pickle)."""
+    recording costs tens of milliseconds per case, and launches hold kernels that do not
+    pickle)."""
     start = time.time()
     _, variants = record_variants(cases, capability)
     workers = max(1, min(workers, len(variants)))

@@ -156,8 +156,18 @@ MEMCHECK_LOG = '''========= COMPUTE-SANITIZER
 '''
 
 
+RACECHECK_LOG = '''========= COMPUTE-SANITIZER
+========= Error: Race reported between Write access at _state_fusion_tap_sums_kernel+0x140
+=========     and Read access at _state_fusion_tap_sums_kernel+0xe0 [4 hazards]
+=========
+========= RACECHECK SUMMARY: 1 hazard displayed (1 error, 0 warnings)
+'''
+
+
 @pytest.mark.parametrize('log, rc, status, ours', [
     (MEMCHECK_LOG.format(kernel='_selective_scan_fwd_kernel'), 0, 'FAIL', 1),
+    (RACECHECK_LOG, 0, 'FAIL', 1),
+    ('========= RACECHECK SUMMARY: 0 hazards displayed (0 errors, 0 warnings)\n', 0, 'pass', 0),
     (MEMCHECK_LOG.format(kernel='void at::native::vectorized_elementwise_kernel'), 0, 'pass', 0),
     ('========= ERROR SUMMARY: 0 errors\n', 1, 'FAIL', 0),       # the calls themselves failed
     ('========= Error: Device not supported\n', 9, 'refused', None),
