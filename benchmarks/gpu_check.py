@@ -9,9 +9,10 @@ Subcommands, in the order the shell script runs them (the verdict first, then sp
 * ``tests OUTDIR``: the correctness tests, through pytest (``pytest-xdist`` and
   ``pytest-timeout`` where installed): every ``cuda``-marked test of the suite and the GPU
   check's own, ``tests/benchmarks/test_gpu_correctness.py`` (Triton against the PyTorch path
-  at the models' shapes, per op and for the backbone).
+  at the models' shapes, per op and for the backbone, and against the float64 oracle on the
+  small calls).
 * ``sanitizer OUTDIR``: ``compute-sanitizer`` memcheck, racecheck and initcheck, side by side,
-  each over ``calls`` (tiny op calls at GPU launch sizes, :func:`sanitizer_cases`). Where
+  each over ``calls`` (tiny op calls at GPU launch sizes, :func:`small_cases`). Where
   the tool is missing or refuses the device, the part says so and passes nothing off as
   checked.
 * ``calls OUTDIR``: those calls, forward and backward on the Triton kernels, results finite.
@@ -145,12 +146,13 @@ def determinism_cases(dry: bool) -> list:
             + _cases('scan', ['det1b1', 'cls'], ['fp32']) + _cases('fusion', ['cls'], ['fp32']))
 
 
-def sanitizer_cases(dry: bool) -> list:
-    """Tiny calls at GPU launch sizes for compute-sanitizer: the model's op on a map of
-    several tiles, and chunked (L = 2,100 at D = 6: too few rows to fill a GPU); the scan
-    alone chunked with N = 3 states, D = 5 (padded lanes in the channel and state blocks);
-    the fusion on a map of several tiles; channel counts not divisible by 4. Dry: the first
-    call and the scan with N = 3 at the dry plan's length (the interpreter does not chunk)."""
+def small_cases(dry: bool) -> list:
+    """Tiny calls at GPU launch sizes, which compute-sanitizer watches and the tests compare
+    with the float64 oracle: the model's op on a map of several tiles, and chunked
+    (L = 2,100 at D = 6: too few rows to fill a GPU); the scan alone chunked with N = 3
+    states, D = 5 (padded lanes in the channel and state blocks); the fusion on a map of
+    several tiles; channel counts not divisible by 4. Dry: the first call and the scan with
+    N = 3 at the dry plan's length (the interpreter does not chunk)."""
     from mmspatialmamba.ops.compile_check.cases import Case, Shape
     small = Shape('tiny', 1, 5, 7, 9)
     if dry:
@@ -196,7 +198,7 @@ def warm_cases(dry: bool) -> list:
     the same code on the CPU, and counts the real run's."""
     if dry:
         return op_cases(True)[:1]
-    cases = op_cases(False) + determinism_cases(False) + sanitizer_cases(False)
+    cases = op_cases(False) + determinism_cases(False) + small_cases(False)
     return list(dict.fromkeys(cases))
 
 
@@ -325,14 +327,14 @@ SUMMARY = re.compile(r'(?:ERROR SUMMARY: (\d+) error|RACECHECK SUMMARY: (\d+) ha
 
 
 def run_calls(dry: bool) -> int:
-    """:func:`sanitizer_cases` forward and backward on the Triton kernels, every result
+    """:func:`small_cases` forward and backward on the Triton kernels, every result
     finite; what compute-sanitizer watches."""
     import torch
     from mmspatialmamba.ops.compile_check.cases import CALLS, DTYPES as TORCH_DTYPES, random_leaf
     device = torch.device('cpu' if dry else 'cuda')
     torch.manual_seed(0)
     bad = 0
-    for case in sanitizer_cases(dry):
+    for case in small_cases(dry):
         call = CALLS[case.op](case.shape, TORCH_DTYPES[case.dtype], random_leaf(device))
         out = call('triton')
         grads = torch.autograd.grad(out, list(call.leaves.values()), torch.randn_like(out))

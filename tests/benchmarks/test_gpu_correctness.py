@@ -2,13 +2,14 @@
 at the models' shapes, forward and backward, fp32, bf16 and fp16, per op and for the whole
 backbone, with the step sizes training starts from; everything finite.
 
-The cases are ``benchmarks/gpu_check.py``'s plan (``op_cases``, ``backbone_cases``): the
-model's op at every stage of T and B the tasks run (detection 800x1344 at batch 2 and, chunked,
-1; segmentation; classification), the scan and the fusion alone, the T backbone at 224 batch 8
-and 800x1344 batch 2. The float64 oracle runs at small shapes (the ``cuda`` tests of
-``tests/ops``, which the GPU check runs beside these); here the reference is the PyTorch path,
-cheap at any size. Tolerances: ``op_utils.TOL`` per op; for the backbone, whose 18 blocks
-compound each op's rounding, :data:`BACKBONE_TOL`.
+The cases are ``benchmarks/gpu_check.py``'s plan (``op_cases``, ``backbone_cases``,
+``small_cases``): the model's op at every stage of T and B the tasks run (detection 800x1344
+at batch 2 and, chunked, 1; segmentation; classification), the scan and the fusion alone, the
+T backbone at 224 batch 8 and 800x1344 batch 2; there the reference is the PyTorch path, cheap
+at any size. The float64 oracle (``tests/spec_oracle.py``, a loop over positions) checks the
+small calls at GPU launch sizes (chunked scans, N = 3, odd channel counts). Tolerances:
+``op_utils.TOL`` per op; for the backbone, whose 18 blocks compound each op's rounding,
+:data:`BACKBONE_TOL`.
 
 ``cuda`` tests (skipped without a GPU); in the GPU check's dry run (``MMSM_GPU_CHECK=dry``) the
 dry plan runs on the CPU with the kernels interpreted, so CI keeps these tests working.
@@ -17,6 +18,7 @@ import pytest
 import torch
 from gpu_plan import load_gpu_check
 from op_utils import TOL, assert_close
+from spec_oracle import fusion_oracle, sasf_oracle, scan_oracle
 
 from mmspatialmamba.ops.compile_check.cases import CALLS, DTYPES, random_leaf
 
@@ -26,6 +28,7 @@ DEVICE = torch.device('cpu' if DRY else 'cuda')
 pytestmark = [pytest.mark.gpu_check] + ([] if DRY else [pytest.mark.cuda])
 OP_CASES = gpu_check.op_cases(DRY)
 BACKBONES = gpu_check.backbone_cases(DRY)
+ORACLES = {'sasf': sasf_oracle, 'scan': scan_oracle, 'fusion': fusion_oracle}
 AMP = {None: torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 # (outputs, parameter gradients), relative L2 error: gross-error bounds for 18 blocks.
 BACKBONE_TOL = {torch.float32: (1e-4, 1e-3), torch.float16: (1e-2, 3e-2),
@@ -62,6 +65,30 @@ def test_op_triton_matches_torch(case, seed, record_property):
     worst = max(errors, key=lambda k: errors[k][0] / errors[k][1])
     record_property('error_ratio', errors[worst][0] / errors[worst][1])
     record_property('worst', f'{worst} {errors[worst][0]:.3g} (tolerance {errors[worst][1]:g})')
+    assert_close('output', out, ref, tol_value, seed)
+    for name, g, r in zip(call.leaves, grads, ref_grads):
+        assert_close(f'd{name}', g, r, tol_grad, seed)
+
+
+@pytest.mark.parametrize('case', gpu_check.small_cases(DRY), ids=gpu_check.case_id)
+def test_op_matches_float64_oracle(case, seed, record_property):
+    """The Triton kernels against the oracle on the same rounded inputs in float64."""
+    dtype = DTYPES[case.dtype]
+    call = CALLS[case.op](case.shape, dtype, random_leaf(DEVICE))
+    exact = CALLS[case.op](case.shape, dtype, lambda name, size, _: call.leaves[name].detach()
+                           .double().requires_grad_(True))
+    ref = ORACLES[case.op](*exact.args)
+    upstream = torch.randn(ref.shape, device=DEVICE).to(dtype)     # rounded, as both see it
+    ref_grads = torch.autograd.grad(ref, list(exact.leaves.values()), upstream.double())
+    out = call('triton')
+    grads = torch.autograd.grad(out, list(call.leaves.values()), upstream)
+    assert_finite('triton', out, *grads)
+    tol_value, tol_grad = TOL[dtype]
+    ratios = [rel_err(out, ref) / tol_value] + [rel_err(g, r) / tol_grad
+                                                  for g, r in zip(grads, ref_grads)]
+    record_property('error_ratio', max(ratios))
+    record_property('worst', (['output'] + [f'd{n}' for n in call.leaves])[
+        ratios.index(max(ratios))])
     assert_close('output', out, ref, tol_value, seed)
     for name, g, r in zip(call.leaves, grads, ref_grads):
         assert_close(f'd{name}', g, r, tol_grad, seed)
