@@ -15,7 +15,7 @@ BACKENDS = (None, 'torch', 'triton')
 ENV_VAR = 'MMSM_BACKEND'  # forces a backend where the caller passed backend=None
 # The oldest Triton that compiles every kernel (docs/gpu.md: the compile check runs in CI
 # under it); setup.py's 'triton' extra states the same bound.
-MIN_TRITON = (3, 3)
+MIN_TRITON = (3, 4)
 
 
 def triton_version() -> Tuple[int, ...]:
@@ -32,7 +32,7 @@ def old_triton_message() -> Optional[str]:
     floor = '.'.join(map(str, MIN_TRITON))
     return (f'mmspatialmamba\'s Triton kernels need triton>={floor}, found {triton.__version__} '
             f"(its compiler rejects some of them). Install a newer Triton, e.g. pip install "
-            f"'triton>={floor}' (torch 2.7 and later bring one), or run the PyTorch path: "
+            f"'triton>={floor}' (PyTorch 2.8 and later bring one), or run the PyTorch path: "
             f"backend='torch' on the op or the backbone, or {ENV_VAR}=torch.")
 
 

@@ -30,17 +30,12 @@ if os.environ.get('TRITON_INTERPRET', '0') == '1':
 
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.runtime.driver import driver  # noqa: E402
-from triton.runtime.jit import JITFunction  # noqa: E402
+from triton.runtime.jit import JITFunction, MockTensor  # noqa: E402
 
 from .launch import Launch  # noqa: E402
 
-try:
-    from triton.runtime.jit import MockTensor
-except ImportError:  # where older Triton releases keep it
-    from triton.runtime.driver import MockTensor
-
 _ORIGINAL_RUN = JITFunction.run
-_DUMP_PTXAS_LOG = 'TRITON_DUMP_PTXAS_LOG'   # Triton 3.4+: print ptxas's report
+_DUMP_PTXAS_LOG = 'TRITON_DUMP_PTXAS_LOG'   # Triton prints ptxas's report (3.5 and later)
 
 
 @contextlib.contextmanager
@@ -135,14 +130,13 @@ _PTXAS_SPILLS = re.compile(r'(\d+) bytes spill stores')
 
 
 def _ptxas(capability: int) -> str:
-    """The ptxas Triton runs for ``sm_<capability>`` (Triton's choice: some releases ship a
-    newer one for recent architectures; ``$TRITON_PTXAS_PATH`` where set)."""
+    """The ptxas Triton runs for ``sm_<capability>`` (``$TRITON_PTXAS_PATH`` where set; Triton
+    3.6 and later ship another one for the newest architectures)."""
     from triton.backends.nvidia import compiler as nvidia
     try:
-        tool = nvidia.get_ptxas(capability)
+        return nvidia.get_ptxas(capability).path
     except TypeError:              # Triton 3.4 and 3.5: one ptxas for every architecture
-        tool = nvidia.get_ptxas()
-    return tool[0] if isinstance(tool, tuple) else tool.path    # 3.3: (path, version)
+        return nvidia.get_ptxas().path
 
 
 def _parse_report(log: str) -> Optional[Tuple[int, int]]:
@@ -153,11 +147,11 @@ def _parse_report(log: str) -> Optional[Tuple[int, int]]:
 def ptxas_report(triton_log: str, ptx: str, capability: int) -> Tuple[int, int]:
     """Registers per thread and spill-store bytes of a newly compiled kernel.
 
-    Triton runs ptxas with ``-v``; from release 3.4 on it prints that report under
-    ``TRITON_DUMP_PTXAS_LOG=1`` (``triton_log``: what it printed), the exact numbers of the
-    cubin it built, whatever flags that release gives ptxas. Triton 3.3 keeps the report, and
-    its ptxas command has no flag that changes register allocation, so there the same ptxas
-    runs again with ``-v`` on the same PTX, for the target the PTX names.
+    Triton runs ptxas with ``-v``; from release 3.5 on it prints that report under
+    ``TRITON_DUMP_PTXAS_LOG=1`` (``triton_log``: what it printed), the numbers of the cubin it
+    built, whatever flags that release gives ptxas. Triton 3.4 keeps the report, and gives
+    ptxas no flag that changes register allocation, so there the same ptxas runs again with
+    ``-v`` on the same PTX, for the target the PTX names.
     """
     report = _parse_report(triton_log)
     if report is not None:

@@ -45,9 +45,11 @@ class Selection:
 
 FULL = Selection(archs=sorted(ARCHS), ops=list(OPS), shapes=list(SHAPES), dtypes=list(DTYPES))
 # CI (about 1 minute on 2 cores): every op forward and backward at the classification shape on
-# sm_90, and the model's op in bf16 at detection stage 1 (other block sizes) on sm_80.
+# sm_90; the model's op in bf16 at detection stage 1 (other block sizes) on sm_80; the scan
+# alone chunked (detection stage 1 at batch 1: its summary and main launches) on sm_90.
 QUICK = (Selection(archs=[90], ops=list(OPS), shapes=['cls'], dtypes=['fp32']),
-         Selection(archs=[80], ops=['sasf'], shapes=['det1'], dtypes=['bf16']))
+         Selection(archs=[80], ops=['sasf'], shapes=['det1'], dtypes=['bf16']),
+         Selection(archs=[90], ops=['scan'], shapes=['det1b1'], dtypes=['fp32']))
 
 
 @dataclasses.dataclass

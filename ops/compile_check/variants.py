@@ -89,11 +89,14 @@ class Compilation:
 def _compile_share(cases: Sequence[Case], capability: int, share: int,
                    shares: int) -> Tuple[List[str], List[Tuple[str, str]]]:
     """In a worker process: record the cases, compile every ``shares``-th variant from
-    ``share`` on; returns the kernels' hashes and the failures."""
+    ``share`` on, each named on stdout first (a compiler that crashes the process leaves the
+    variant it was compiling as its worker's last line); returns the kernels' hashes and the
+    failures."""
     _, variants = record_variants(cases, capability)
     failures, known = [], {}
     with compiling_for(capability):
         for launch in variants[share::shares]:
+            print(f'compiling {launch.name} ({launch.case})', flush=True)
             try:
                 compile_launch(launch, known, report=False)
             except Exception as error:  # noqa: BLE001  (every compile error is reported)

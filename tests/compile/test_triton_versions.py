@@ -25,7 +25,7 @@ from mmspatialmamba.ops.compile_check.fake_cuda import fake_cuda
 ROOT = Path(__file__).resolve().parents[2]
 SIDE_TRITONS = {
     '.'.join(map(str, _validate.MIN_TRITON)) + '.0': 'the oldest supported',
-    '3.6.0': "the GPU check machine's (torch 2.11)",
+    '3.6.0': 'the one PyTorch 2.11 brings',
 }
 CACHE = Path(os.environ.get('MMSM_TRITON_CACHE', Path.home() / '.cache' / 'mmspatialmamba'))
 
@@ -58,6 +58,7 @@ def test_every_kernel_compiles_under_side_triton(version):
     report = proc.stdout + proc.stderr
     assert f'triton {version},' in report, report[-3000:]      # the side Triton ran
     assert proc.returncode == 0 and '0 failed (strict)' in report, report[-6000:]
+    assert 'SUMMARY=True' in report, report[-3000:]            # the chunked scan compiled
 
 
 def test_setup_py_states_the_floor_the_ops_check():
@@ -82,13 +83,17 @@ def test_old_triton_runs_the_pytorch_path_with_one_warning_naming_the_fix(old_tr
         assert dispatch.resolve_backend(None, x) == ('torch', False)
     messages = [str(w.message) for w in record if w.category is _fallback.KernelFallbackWarning]
     assert len(messages) == 1, messages
-    for part in ('triton>=3.3', triton.__version__, "backend='torch'", 'MMSM_BACKEND=torch'):
+    floor = '.'.join(map(str, _validate.MIN_TRITON))
+    for part in (f'triton>={floor}', triton.__version__, "backend='torch'",
+                 'MMSM_BACKEND=torch'):
         assert part in messages[0], messages[0]
     assert dispatch.resolve_backend(None, torch.zeros(2)) == ('torch', False)   # CPU: silent
 
 
 def test_old_triton_refuses_a_forced_triton_backend(old_triton, monkeypatch):
-    with pytest.raises(RuntimeError, match=r'need triton>=3\.3, found 3\.2\.0'):
+    major, minor = _validate.MIN_TRITON
+    with pytest.raises(RuntimeError, match=rf'need triton>={major}\.{minor}, found '
+                                           rf'{major}\.{minor - 1}\.0'):
         dispatch.resolve_backend('triton', fake_cuda((2, 3, 4)))
     monkeypatch.setenv(_validate.ENV_VAR, 'triton')
     with pytest.raises(RuntimeError, match='pip install'):
