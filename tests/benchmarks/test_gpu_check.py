@@ -56,6 +56,9 @@ def test_compile_counts_the_real_runs_variants_and_compiles_the_dry_ones(dry_run
     assert real > 100, compiled        # every shape of cases.SHAPES, three dtypes, three ops
     assert f'the real run compiles {real} kernel variants' in (dry_run / 'gpu_check.log'
                                                                ).read_text()
+    # The caps in gpu_check.sh and docs/gpu.md are sized from this count: they quote it.
+    assert f'the real run compiles {real} kernel variants' in SCRIPT.read_text()
+    assert f'kernel variants ({real})' in (ROOT / 'docs' / 'gpu.md').read_text()
     row, = compiled['rows']
     assert row['failures'] == [] and row['variants'] > 0
     # The count is Triton's: one kernel per variant the specialisation model predicts.
