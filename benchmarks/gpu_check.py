@@ -99,21 +99,27 @@ def is_dry() -> bool:
 
 
 def case_id(case: Any) -> str:
-    """A test id for a ``variants.Case``, e.g. ``sasf-B2-D128-H200-W336-bf16``."""
+    """A test id for a ``cases.Case``, e.g. ``sasf-B2-D128-H200-W336-bf16``."""
     s = case.shape
     states = f'-N{s.d_state}' if s.d_state != 1 else ''
     return f'{case.op}-B{s.batch}-D{s.dim}-H{s.height}-W{s.width}{states}-{case.dtype}'
 
 
+def _model_calls() -> Any:
+    """``mmspatialmamba.ops.compile_check.cases``, imported when a plan is asked for: the
+    report runs where the package may not be installed."""
+    from mmspatialmamba.ops.compile_check import cases
+    return cases
+
+
 def _cases(op: str, keys: Sequence[str], dtypes: Sequence[str] = DTYPES) -> list:
-    from mmspatialmamba.ops.compile_check.cases import SHAPES
-    from mmspatialmamba.ops.compile_check.cases import Case
-    return [Case(op, SHAPES[k], d) for k in keys for d in dtypes]
+    calls = _model_calls()
+    return [calls.Case(op, calls.SHAPES[k], d) for k in keys for d in dtypes]
 
 
 def _dry_shapes() -> dict:
-    from mmspatialmamba.ops.compile_check.cases import Shape
-    return dict(map=Shape('dry map', 2, 6, 5, 7), scan=Shape('dry scan', 1, 5, 1, 40, 3))
+    shape = _model_calls().Shape
+    return dict(map=shape('dry map', 2, 6, 5, 7), scan=shape('dry scan', 1, 5, 1, 40, 3))
 
 
 def op_cases(dry: bool) -> list:
@@ -125,14 +131,13 @@ def op_cases(dry: bool) -> list:
     and the fusion alone at T's detection stage 1 (batch 2 and 1), classification and
     segmentation stage 1 and detection stage 4.
     """
+    case, alone = _model_calls().Case, ['det1', 'det1b1', 'cls', 'seg', 'det4']
     if dry:
-        from mmspatialmamba.ops.compile_check.cases import Case
         shapes = _dry_shapes()
-        return ([Case('sasf', shapes['map'], d) for d in DTYPES]
-                + [Case('scan', shapes['scan'], 'fp32'), Case('fusion', shapes['map'], 'bf16')])
-    from mmspatialmamba.ops.compile_check.cases import SHAPES
-    alone = ['det1', 'det1b1', 'cls', 'seg', 'det4']
-    return _cases('sasf', list(SHAPES)) + _cases('scan', alone) + _cases('fusion', alone)
+        return ([case('sasf', shapes['map'], d) for d in DTYPES]
+                + [case('scan', shapes['scan'], 'fp32'), case('fusion', shapes['map'], 'bf16')])
+    return (_cases('sasf', list(_model_calls().SHAPES)) + _cases('scan', alone)
+            + _cases('fusion', alone))
 
 
 def determinism_cases(dry: bool) -> list:
@@ -140,8 +145,7 @@ def determinism_cases(dry: bool) -> list:
     op where its launches differ most (chunked scan, many programs per map, the widest
     maps), in every dtype; the scan and the fusion alone in fp32."""
     if dry:
-        from mmspatialmamba.ops.compile_check.cases import Case
-        return [Case('sasf', _dry_shapes()['map'], 'fp32')]
+        return [_model_calls().Case('sasf', _dry_shapes()['map'], 'fp32')]
     return (_cases('sasf', ['det1b1', 'det1', 'cls', 'seg', 'B-det4'])
             + _cases('scan', ['det1b1', 'cls'], ['fp32']) + _cases('fusion', ['cls'], ['fp32']))
 
@@ -153,14 +157,14 @@ def small_cases(dry: bool) -> list:
     states, D = 5 (padded lanes in the channel and state blocks); the fusion on a map of
     several tiles; channel counts not divisible by 4. Dry: the first call and the scan with
     N = 3 at the dry plan's length (the interpreter does not chunk)."""
-    from mmspatialmamba.ops.compile_check.cases import Case, Shape
-    small = Shape('tiny', 1, 5, 7, 9)
+    case, shape = _model_calls().Case, _model_calls().Shape
+    small = shape('tiny', 1, 5, 7, 9)
     if dry:
-        return [Case('sasf', small, 'fp32'), Case('scan', _dry_shapes()['scan'], 'fp32')]
-    chunked, scan = Shape('tiny chunked', 1, 6, 30, 70), Shape('tiny chunked', 1, 5, 1, 2100, 3)
-    return ([Case('sasf', small, d) for d in ('fp32', 'bf16')]
-            + [Case('sasf', chunked, 'fp32'), Case('fusion', Shape('tiny', 1, 5, 13, 70), 'fp16')]
-            + [Case('scan', scan, d) for d in ('fp32', 'bf16')])
+        return [case('sasf', small, 'fp32'), case('scan', _dry_shapes()['scan'], 'fp32')]
+    chunked, scan = shape('tiny chunked', 1, 6, 30, 70), shape('tiny chunked', 1, 5, 1, 2100, 3)
+    return ([case('sasf', small, d) for d in ('fp32', 'bf16')]
+            + [case('sasf', chunked, 'fp32'), case('fusion', shape('tiny', 1, 5, 13, 70), 'fp16')]
+            + [case('scan', scan, d) for d in ('fp32', 'bf16')])
 
 
 @dataclasses.dataclass(frozen=True)
