@@ -46,54 +46,7 @@ def assert_finite(name: str, *tensors: torch.Tensor) -> None:
                                         f'non-finite values'
 
 
-@pytest.mark.parametrize('case', OP_CASES, ids=gpu_check.case_id)
-def test_op_triton_matches_torch(case, seed, record_property):
-    dtype = DTYPES[case.dtype]
-    call = CALLS[case.op](case.shape, dtype, random_leaf(DEVICE))
-    leaves = list(call.leaves.values())
-    ref = call('torch')
-    upstream = torch.randn_like(ref)
-    ref_grads = torch.autograd.grad(ref, leaves, upstream)
-    out = call('triton')
-    grads = torch.autograd.grad(out, leaves, upstream)
-    assert_finite('torch', ref, *ref_grads)
-    assert_finite('triton', out, *grads)
-    tol_value, tol_grad = TOL[dtype]
-    errors = {'output': (rel_err(out, ref), tol_value)}
-    errors.update({f'd{name}': (rel_err(g, r), tol_grad)
-                   for name, g, r in zip(call.leaves, grads, ref_grads)})
-    worst = max(errors, key=lambda k: errors[k][0] / errors[k][1])
-    record_property('error_ratio', errors[worst][0] / errors[worst][1])
-    record_property('worst', f'{worst} {errors[worst][0]:.3g} (tolerance {errors[worst][1]:g})')
-    assert_close('output', out, ref, tol_value, seed)
-    for name, g, r in zip(call.leaves, grads, ref_grads):
-        assert_close(f'd{name}', g, r, tol_grad, seed)
-
-
-@pytest.mark.parametrize('case', gpu_check.small_cases(DRY), ids=gpu_check.case_id)
-def test_op_matches_float64_oracle(case, seed, record_property):
-    """The Triton kernels against the oracle on the same rounded inputs in float64."""
-    dtype = DTYPES[case.dtype]
-    call = CALLS[case.op](case.shape, dtype, random_leaf(DEVICE))
-    exact = CALLS[case.op](case.shape, dtype, lambda name, size, _: call.leaves[name].detach()
-                           .double().requires_grad_(True))
-    ref = ORACLES[case.op](*exact.args)
-    upstream = torch.randn(ref.shape, device=DEVICE).to(dtype)     # rounded, as both see it
-    ref_grads = torch.autograd.grad(ref, list(exact.leaves.values()), upstream.double())
-    out = call('triton')
-    grads = torch.autograd.grad(out, list(call.leaves.values()), upstream)
-    assert_finite('triton', out, *grads)
-    tol_value, tol_grad = TOL[dtype]
-    ratios = [rel_err(out, ref) / tol_value] + [rel_err(g, r) / tol_grad
-                                                  for g, r in zip(grads, ref_grads)]
-    record_property('error_ratio', max(ratios))
-    record_property('worst', (['output'] + [f'd{n}' for n in call.leaves])[
-        ratios.index(max(ratios))])
-    assert_close('output', out, ref, tol_value, seed)
-    for name, g, r in zip(call.leaves, grads, ref_grads):
-        assert_close(f'd{name}', g, r, tol_grad, seed)
-
-
+# The backbone first: the longest tests, handed out first when workers share them (xdist).
 def _backbone_run(model, images, amp, upstream):
     """Outputs and every parameter's gradient of ``sum(out * upstream)`` under autocast."""
     with torch.autocast(DEVICE.type, dtype=AMP[amp], enabled=amp is not None):
@@ -141,3 +94,51 @@ def test_backbone_triton_matches_torch(case, seed, record_property):
     assert max(out_errs) < tol_out, f'stage outputs: relative errors {out_errs} (seed {seed})'
     assert grad_errs[worst] < tol_grad, (f'gradient of {worst}: relative error '
                                          f'{grad_errs[worst]:.3g} >= {tol_grad} (seed {seed})')
+
+
+@pytest.mark.parametrize('case', OP_CASES, ids=gpu_check.case_id)
+def test_op_triton_matches_torch(case, seed, record_property):
+    dtype = DTYPES[case.dtype]
+    call = CALLS[case.op](case.shape, dtype, random_leaf(DEVICE))
+    leaves = list(call.leaves.values())
+    ref = call('torch')
+    upstream = torch.randn_like(ref)
+    ref_grads = torch.autograd.grad(ref, leaves, upstream)
+    out = call('triton')
+    grads = torch.autograd.grad(out, leaves, upstream)
+    assert_finite('torch', ref, *ref_grads)
+    assert_finite('triton', out, *grads)
+    tol_value, tol_grad = TOL[dtype]
+    errors = {'output': (rel_err(out, ref), tol_value)}
+    errors.update({f'd{name}': (rel_err(g, r), tol_grad)
+                   for name, g, r in zip(call.leaves, grads, ref_grads)})
+    worst = max(errors, key=lambda k: errors[k][0] / errors[k][1])
+    record_property('error_ratio', errors[worst][0] / errors[worst][1])
+    record_property('worst', f'{worst} {errors[worst][0]:.3g} (tolerance {errors[worst][1]:g})')
+    assert_close('output', out, ref, tol_value, seed)
+    for name, g, r in zip(call.leaves, grads, ref_grads):
+        assert_close(f'd{name}', g, r, tol_grad, seed)
+
+
+@pytest.mark.parametrize('case', gpu_check.small_cases(DRY), ids=gpu_check.case_id)
+def test_op_matches_float64_oracle(case, seed, record_property):
+    """The Triton kernels against the oracle on the same rounded inputs in float64."""
+    dtype = DTYPES[case.dtype]
+    call = CALLS[case.op](case.shape, dtype, random_leaf(DEVICE))
+    exact = CALLS[case.op](case.shape, dtype, lambda name, size, _: call.leaves[name].detach()
+                           .double().requires_grad_(True))
+    ref = ORACLES[case.op](*exact.args)
+    upstream = torch.randn(ref.shape, device=DEVICE).to(dtype)     # rounded, as both see it
+    ref_grads = torch.autograd.grad(ref, list(exact.leaves.values()), upstream.double())
+    out = call('triton')
+    grads = torch.autograd.grad(out, list(call.leaves.values()), upstream)
+    assert_finite('triton', out, *grads)
+    tol_value, tol_grad = TOL[dtype]
+    ratios = [rel_err(out, ref) / tol_value] + [rel_err(g, r) / tol_grad
+                                                  for g, r in zip(grads, ref_grads)]
+    record_property('error_ratio', max(ratios))
+    record_property('worst', (['output'] + [f'd{n}' for n in call.leaves])[
+        ratios.index(max(ratios))])
+    assert_close('output', out, ref, tol_value, seed)
+    for name, g, r in zip(call.leaves, grads, ref_grads):
+        assert_close(f'd{name}', g, r, tol_grad, seed)
