@@ -71,7 +71,7 @@ setup(
     extras_require={
         'det': ['mmdet>=3.0.0,<3.4.0'],                                 # tested: 3.3.0
         'seg': ['mmsegmentation>=1.0.0,<1.3.0', 'ftfy', 'regex'],       # tested: 1.2.2
-        'triton': ['triton>=3.0'],                                      # tested: 3.6 (GPU), 3.9 (CPU)
+        'triton': ['triton>=3.4'],      # ops/_validate.MIN_TRITON; compile-checked: 3.4, 3.6, 3.9
         'tests': ['pytest'],
         'vis': ['scikit-image'],   # example photographs for tools/analysis (docs/visualise.md)
     },

@@ -3,15 +3,37 @@
 Each check raises ``ValueError`` (or ``TypeError`` for non-tensors) naming the argument,
 the expected and the actual value, so a caller can fix the call without reading the code.
 """
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import torch
+import triton
 from torch import Tensor
 
 from ._utils import FLOAT_DTYPES
 
 BACKENDS = (None, 'torch', 'triton')
 ENV_VAR = 'MMSM_BACKEND'  # forces a backend where the caller passed backend=None
+# The oldest Triton that compiles every kernel (docs/gpu.md: the compile check runs in CI
+# under it); setup.py's 'triton' extra states the same bound.
+MIN_TRITON = (3, 4)
+
+
+def triton_version() -> Tuple[int, ...]:
+    """The installed Triton's release, e.g. (3, 6, 0) for '3.6.0' or '3.6.0+git1234'."""
+    release = triton.__version__.split('+')[0].split('.')
+    return tuple(int(p) for p in release if p.isdigit())
+
+
+def old_triton_message() -> Optional[str]:
+    """Why the Triton kernels cannot run with the installed Triton, and the fix; None when
+    it is recent enough."""
+    if triton_version() >= MIN_TRITON:
+        return None
+    floor = '.'.join(map(str, MIN_TRITON))
+    return (f'mmspatialmamba\'s Triton kernels need triton>={floor}, found {triton.__version__} '
+            f"(its compiler rejects some of them). Install a newer Triton, e.g. pip install "
+            f"'triton>={floor}' (PyTorch 2.8 and later bring one), or run the PyTorch path: "
+            f"backend='torch' on the op or the backbone, or {ENV_VAR}=torch.")
 
 
 def check_tensor(name: str, t: Tensor, ndim: int) -> None:

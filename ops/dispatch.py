@@ -13,6 +13,7 @@ Backends:
         instead, with one warning (``_fallback``); a forced 'triton' raises the error.
 """
 import os
+import warnings
 from typing import Optional, Sequence, Tuple
 
 from torch import Tensor
@@ -37,21 +38,42 @@ def resolve_backend(backend: Optional[str], x: Tensor) -> Tuple[str, bool]:
         ``(backend, may_fall_back)``: ``'torch'`` or ``'triton'``, and whether a Triton op
         may run the PyTorch path where its kernels fail (only on the automatic choice).
 
+    With a Triton older than ``_validate.MIN_TRITON`` the automatic choice is torch, with
+    one warning that names the fix, and a forced 'triton' raises.
+
     Raises:
         ValueError: For an unknown backend or ``MMSM_BACKEND`` value, or ``'triton'`` on CPU
             tensors without the interpreter.
+        RuntimeError: For ``'triton'`` with a Triton too old for the kernels.
     """
     _validate.check_backend(backend)
     if backend is None and os.environ.get(_validate.ENV_VAR):
         backend = os.environ[_validate.ENV_VAR]
         _validate.check_env_backend(backend)
+    old_triton = _validate.old_triton_message()
     if backend is None:
+        if x.is_cuda and old_triton:
+            _warn_once(old_triton)
+            return 'torch', False
         return ('triton', True) if x.is_cuda else ('torch', False)
+    if backend == 'triton' and old_triton:
+        raise RuntimeError(old_triton)
     if backend == 'triton' and not x.is_cuda and not _interpreter_on():
         raise ValueError(
             "backend='triton' needs CUDA tensors; for CPU tensors either use backend='torch' "
             'or set TRITON_INTERPRET=1 before importing triton (slow, for testing kernels)')
     return backend, False
+
+
+_warned = set()   # messages warned in this process
+
+
+def _warn_once(message: str) -> None:
+    """Warn ``message`` as a ``KernelFallbackWarning``, once per process."""
+    if message not in _warned:
+        _warned.add(message)
+        from ._fallback import KernelFallbackWarning
+        warnings.warn(message, KernelFallbackWarning, stacklevel=4)
 
 
 def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor,

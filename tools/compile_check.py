@@ -10,7 +10,7 @@ limit (with ``--strict``, also when it spills or fits fewer than 2 programs per 
 works: ``mmspatialmamba.ops.compile_check`` (the time model: its ``timing`` module).
 
 Usage:
-    python tools/compile_check.py --quick --strict  # CI (tests/ops/test_compile_check.py)
+    python tools/compile_check.py --quick --strict  # CI, also under other Tritons (docs/gpu.md)
     python tools/compile_check.py            # every arch, op, shape and dtype (by hand; long)
     python tools/compile_check.py --arch 90 --shape det1 det4 --dtype fp32
 """
@@ -21,8 +21,8 @@ import sys
 import tempfile
 import warnings
 
-# Before triton is imported: the interpreter would replace @triton.jit, and a warm cache
-# would skip ptxas, whose log is where registers and spills come from.
+# Before triton is imported: the interpreter would replace @triton.jit. Kernels compiled for
+# GPUs this machine may not have go to a cache of their own, removed at the end.
 os.environ['TRITON_INTERPRET'] = '0'
 CACHE = tempfile.mkdtemp(prefix='mmsm_compile_check_')
 os.environ['TRITON_CACHE_DIR'] = CACHE

@@ -3,16 +3,23 @@
 :func:`record_launches` replaces ``JITFunction.run`` (what ``kernel[grid](...)`` calls) for the
 duration of a block, so every ``@triton.jit`` kernel launched by any code, under any wrapper
 name, is recorded with its grid, arguments and ``constexpr`` s instead of being run.
-:func:`compile_launch` compiles one record with Triton's own JIT specialisation
-(``JITFunction.run(warmup=True)``) against a stub driver that reports the target
-architecture; ptxas from the triton wheel builds the cubin and reports registers and spills.
+Inside :func:`compiling_for`, :func:`compile_launch` compiles one record with Triton's own JIT
+specialisation (``JITFunction.run(warmup=True)``) against a stub driver that reports the
+target architecture; the compiled kernel lands in Triton's cache like one compiled on that
+GPU. ptxas (from the triton wheel) reports registers and spills of each new kernel
+(:func:`ptxas_report`).
+
+Both context managers restore what they replace on exit, also on errors: the package is
+installed for users, and a process that checked its kernels must launch them afterwards.
 """
 import contextlib
 import dataclasses
 import io
 import os
 import re
-from typing import Iterator, List
+import subprocess
+import tempfile
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
 
@@ -23,16 +30,12 @@ if os.environ.get('TRITON_INTERPRET', '0') == '1':
 
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.runtime.driver import driver  # noqa: E402
-from triton.runtime.jit import JITFunction  # noqa: E402
+from triton.runtime.jit import JITFunction, MockTensor  # noqa: E402
 
 from .launch import Launch  # noqa: E402
 
-try:
-    from triton.runtime.jit import MockTensor
-except ImportError:  # where older Triton releases keep it
-    from triton.runtime.driver import MockTensor
-
 _ORIGINAL_RUN = JITFunction.run
+_DUMP_PTXAS_LOG = 'TRITON_DUMP_PTXAS_LOG'   # Triton prints ptxas's report (3.5 and later)
 
 
 @contextlib.contextmanager
@@ -75,9 +78,26 @@ class _StubDriver:
         return ty
 
 
-def set_target(capability: int) -> None:
-    """Compile for ``sm_<capability>`` from now on (the check owns its process's driver)."""
+@contextlib.contextmanager
+def compiling_for(capability: int) -> Iterator[None]:
+    """Within the block, Triton compiles for ``sm_<capability>``: its active driver is a stub
+    that reports that target (no GPU needed), and ``TRITON_DUMP_PTXAS_LOG=1`` has it print
+    ptxas's report. On exit both are as they were: the variable's value (or its absence), and
+    Triton's driver settings, whose attributes are copied back (reading ``driver.active``
+    would create the default driver, which fails where there is no GPU, Triton 3.5 and
+    later)."""
+    saved_driver, saved_log = dict(vars(driver)), os.environ.get(_DUMP_PTXAS_LOG)
     driver.set_active(_StubDriver(capability))
+    os.environ[_DUMP_PTXAS_LOG] = '1'
+    try:
+        yield
+    finally:
+        vars(driver).clear()
+        vars(driver).update(saved_driver)
+        if saved_log is None:
+            del os.environ[_DUMP_PTXAS_LOG]
+        else:
+            os.environ[_DUMP_PTXAS_LOG] = saved_log
 
 
 class _Pointer(MockTensor):
@@ -96,41 +116,79 @@ class _Pointer(MockTensor):
 
 @dataclasses.dataclass
 class Compiled:
-    """What the compiler reports for one launch on one architecture (per thread / block)."""
+    """What the compiler reports for one launch on one architecture (per thread / block);
+    ``regs`` and ``spill_bytes`` are None when the ptxas report was not asked for."""
     warps: int
-    regs: int
-    spill_bytes: int        # ptxas spill stores
-    smem: int               # shared memory per block, bytes
+    regs: Optional[int]
+    spill_bytes: Optional[int]      # ptxas spill stores
+    smem: int                       # shared memory per block, bytes
 
 
+_PTX_TARGET = re.compile(r'^\.target\s+(\w+)', re.MULTILINE)
 _PTXAS_REGS = re.compile(r'Used (\d+) registers')
 _PTXAS_SPILLS = re.compile(r'(\d+) bytes spill stores')
 
 
-def compile_launch(launch: Launch, capability: int, known: dict) -> Compiled:
-    """Compile ``launch`` for ``sm_<capability>``; raises what Triton or ptxas raises.
+def _ptxas(capability: int) -> str:
+    """The ptxas Triton runs for ``sm_<capability>`` (``$TRITON_PTXAS_PATH`` where set; Triton
+    3.6 and later ship another one for the newest architectures)."""
+    from triton.backends.nvidia import compiler as nvidia
+    try:
+        return nvidia.get_ptxas(capability).path
+    except TypeError:              # Triton 3.4 and 3.5: one ptxas for every architecture
+        return nvidia.get_ptxas().path
 
-    ptxas reports registers and spills only when it runs: a launch whose specialisation
-    Triton already compiled in this process is looked up in ``known`` (cubin hash ->
-    :class:`Compiled`), which this function fills. The Triton cache must start empty
-    (``TRITON_CACHE_DIR``) for the same reason.
+
+def _parse_report(log: str) -> Optional[Tuple[int, int]]:
+    regs, spills = _PTXAS_REGS.search(log), _PTXAS_SPILLS.search(log)
+    return None if regs is None or spills is None else (int(regs.group(1)), int(spills.group(1)))
+
+
+def ptxas_report(triton_log: str, ptx: str, capability: int) -> Tuple[int, int]:
+    """Registers per thread and spill-store bytes of a newly compiled kernel.
+
+    Triton runs ptxas with ``-v``; from release 3.5 on it prints that report under
+    ``TRITON_DUMP_PTXAS_LOG=1`` (``triton_log``: what it printed), the numbers of the cubin it
+    built, whatever flags that release gives ptxas. Triton 3.4 keeps the report, and gives
+    ptxas no flag that changes register allocation, so there the same ptxas runs again with
+    ``-v`` on the same PTX, for the target the PTX names.
     """
-    set_target(capability)
+    report = _parse_report(triton_log)
+    if report is not None:
+        return report
+    target = _PTX_TARGET.search(ptx)
+    if target is None:
+        raise RuntimeError('the PTX names no .target; cannot ask ptxas for its report')
+    with tempfile.TemporaryDirectory(prefix='mmsm_ptxas_') as tmp:
+        src = os.path.join(tmp, 'kernel.ptx')
+        with open(src, 'w') as f:
+            f.write(ptx)
+        proc = subprocess.run([_ptxas(capability), '-v', f'--gpu-name={target.group(1)}', src,
+                               '-o', os.path.join(tmp, 'kernel.cubin')], capture_output=True,
+                              text=True)
+    report = _parse_report(proc.stdout + proc.stderr)
+    if proc.returncode or report is None:
+        raise RuntimeError(f'ptxas -v gave no register report (exit {proc.returncode}): '
+                           f'{proc.stdout + proc.stderr}')
+    return report
+
+
+def compile_launch(launch: Launch, known: Dict[str, Compiled], report: bool = True) -> Compiled:
+    """Compile ``launch`` for the target of the enclosing :func:`compiling_for`; raises what
+    Triton or ptxas raises.
+
+    A launch whose specialisation Triton already compiled (in this process or in its cache)
+    is looked up in ``known`` (kernel hash -> :class:`Compiled`), which this function fills;
+    with ``report``, with the registers and spills of each new kernel (:func:`ptxas_report`).
+    """
     args = [_Pointer(a) if isinstance(a, torch.Tensor) else a for a in launch.args]
-    log = io.StringIO()
-    os.environ['TRITON_DUMP_PTXAS_LOG'] = '1'
-    with contextlib.redirect_stdout(log):
+    triton_log = io.StringIO()
+    with contextlib.redirect_stdout(triton_log):
         kernel = _ORIGINAL_RUN(launch.kernel, *args, grid=launch.grid, warmup=True,
                                **launch.kwargs)
     if kernel.hash not in known:
-        regs = _PTXAS_REGS.search(log.getvalue())
-        spills = _PTXAS_SPILLS.search(log.getvalue())
-        if regs is None or spills is None:
-            raise RuntimeError('ptxas printed no register report: run the check with an empty '
-                               'TRITON_CACHE_DIR, on a Triton that honours '
-                               'TRITON_DUMP_PTXAS_LOG=1 (3.4 or later)')
-        known[kernel.hash] = Compiled(warps=kernel.metadata.num_warps,
-                                      regs=int(regs.group(1)),
-                                      spill_bytes=int(spills.group(1)),
-                                      smem=kernel.metadata.shared)
+        regs, spills = (ptxas_report(triton_log.getvalue(), kernel.asm['ptx'],
+                                     kernel.metadata.target.arch) if report else (None, None))
+        known[kernel.hash] = Compiled(warps=kernel.metadata.num_warps, regs=regs,
+                                      spill_bytes=spills, smem=kernel.metadata.shared)
     return known[kernel.hash]

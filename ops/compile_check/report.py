@@ -24,13 +24,14 @@ from typing import Iterable, List, Optional, Sequence, TextIO
 import torch
 import triton
 
+from .._validate import old_triton_message
 from .cases import DTYPES, OPS, SHAPES
-from .compiler import compile_launch, record_launches
-from .fake_cuda import fake_cuda, fake_cuda_device
+from .compiler import compile_launch, compiling_for
 from .launch import Launch
 from .targets import ARCHS, launch_problems, resident_blocks
 from .timing import (FLOOR_PASSES, FORWARD_GOAL, NO_RULE, floor_bytes, launch_cost,
                      launch_time, release_ms)
+from .variants import record_case
 
 
 @dataclasses.dataclass
@@ -44,9 +45,11 @@ class Selection:
 
 FULL = Selection(archs=sorted(ARCHS), ops=list(OPS), shapes=list(SHAPES), dtypes=list(DTYPES))
 # CI (about 1 minute on 2 cores): every op forward and backward at the classification shape on
-# sm_90, and the model's op in bf16 at detection stage 1 (other block sizes) on sm_80.
+# sm_90; the model's op in bf16 at detection stage 1 (other block sizes) on sm_80; the scan
+# alone chunked (detection stage 1 at batch 1: its summary and main launches) on sm_90.
 QUICK = (Selection(archs=[90], ops=list(OPS), shapes=['cls'], dtypes=['fp32']),
-         Selection(archs=[80], ops=['sasf'], shapes=['det1'], dtypes=['bf16']))
+         Selection(archs=[80], ops=['sasf'], shapes=['det1'], dtypes=['bf16']),
+         Selection(archs=[90], ops=['scan'], shapes=['det1b1'], dtypes=['fp32']))
 
 
 @dataclasses.dataclass
@@ -73,11 +76,8 @@ def record(sel: Selection, capability: int) -> List[Pass]:
             for dtype in sel.dtypes:
                 forward, backward = (Pass(op, shape_key, dtype, name, [])
                                      for name in ('forward', 'backward'))
-                with fake_cuda_device(capability):
-                    with record_launches(forward.label, forward.launches):
-                        out, leaves = OPS[op](SHAPES[shape_key], DTYPES[dtype])
-                    with record_launches(backward.label, backward.launches):
-                        torch.autograd.grad(out, leaves, fake_cuda(out.shape, out.dtype))
+                forward.launches, backward.launches = record_case(
+                    op, SHAPES[shape_key], dtype, capability, f'{op} {dtype} {SHAPES[shape_key]}')
                 passes += [forward, backward]
     return passes
 
@@ -102,8 +102,13 @@ HEADER = (f'{"arch":<6} {"kernel":<32} {"grid":<16} {"programs":>8} {"warps":>5}
 
 def check(selections: Sequence[Selection], out: TextIO, strict: bool = False) -> int:
     """Print the report for ``selections`` to ``out``; return the number of failing launches
-    (with ``strict``, launches below the spill and occupancy goals fail as well)."""
+    (with ``strict``, launches below the spill and occupancy goals fail as well). With a
+    Triton older than the kernels need, the ops never launch them: that is one failure."""
     start = time.time()
+    too_old = old_triton_message()
+    if too_old:
+        print(f'FAILED: {too_old}', file=out)
+        return 1
     failures, flagged, known = 0, {}, {cap: {} for cap in ARCHS}
     for sel in selections:
         failures += _check(sel, out, known, flagged, strict)
@@ -146,23 +151,32 @@ def _check(sel: Selection, out: TextIO, known: dict, flagged: dict, strict: bool
               f'{arch.hbm_bytes_per_s / 1e12:.2f} TB/s, {arch.l2_bytes // 2**20} MiB L2): '
               f'{sum(len(p.launches) for p in passes)} launches of {len(kernels)} kernels: '
               f'{", ".join(kernels)} ==', file=out)
-        forward_s = {}
-        for p in passes:
-            if not p.launches:
-                failures += 1
-                print(f'FAILED: {p.label} launched no Triton kernel (did the op leave the '
-                      'Triton path?)', file=out)
-                continue
-            print(f'-- {p.label}\n{HEADER}', file=out)
-            total = PassTime()
-            for la in p.launches:
-                failures += _launch_row(la, arch, known[cap], flagged, strict, total, out)
-            if not total.complete:
-                print('   model: none (a launch did not compile)', file=out)
-                continue
-            if p.name == 'forward':
-                forward_s[(p.op, p.shape, p.dtype)] = total.model
-            _pass_summary(p, arch, total, forward_s.get((p.op, p.shape, p.dtype)), flagged, out)
+        with compiling_for(cap):
+            failures += _report_passes(passes, arch, known[cap], flagged, strict, out)
+    return failures
+
+
+def _report_passes(passes: List[Pass], arch, known: dict, flagged: dict, strict: bool,
+                   out: TextIO) -> int:
+    """Compile and print every launch of ``passes`` for ``arch`` (inside
+    :func:`.compiler.compiling_for`); returns the number of failing launches."""
+    failures, forward_s = 0, {}
+    for p in passes:
+        if not p.launches:
+            failures += 1
+            print(f'FAILED: {p.label} launched no Triton kernel (did the op leave the '
+                  'Triton path?)', file=out)
+            continue
+        print(f'-- {p.label}\n{HEADER}', file=out)
+        total = PassTime()
+        for la in p.launches:
+            failures += _launch_row(la, arch, known, flagged, strict, total, out)
+        if not total.complete:
+            print('   model: none (a launch did not compile)', file=out)
+            continue
+        if p.name == 'forward':
+            forward_s[(p.op, p.shape, p.dtype)] = total.model
+        _pass_summary(p, arch, total, forward_s.get((p.op, p.shape, p.dtype)), flagged, out)
     return failures
 
 
@@ -172,7 +186,7 @@ def _launch_row(la: Launch, arch, known: dict, flagged: dict, strict: bool, tota
     fails (does not compile, breaks a launch limit, or, ``strict``, misses a goal)."""
     prefix = f'{arch.name:<6} {la.name:<32} {str(la.grid):<16} {la.programs:>8}'
     try:
-        c = compile_launch(la, arch.capability, known)
+        c = compile_launch(la, known)
     except Exception as e:  # noqa: BLE001  (every compile error is a finding)
         print(f'{prefix}  FAILED to compile ({_constexprs(la)}): {_error_text(e)}', file=out)
         total.complete = False

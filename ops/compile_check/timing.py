@@ -44,7 +44,7 @@ BLOCK_EXCHANGE_S = 0.3e-6      # a scan or reduction across the program's warps:
 TAP_SUMS_EXCHANGES = 5         # the fusion's 25 tap sums reduced as one [P, 32] tile: 9
                                # barriers in its sm_90 SASS (25 separate sums: 49)
 STENCIL_REACH = 5              # the fusion's widest tap offset (dilation 5), pixels
-FORWARD_GOAL = 1.5             # issue 9: the forward's model within 1.5x of its byte floor
+FORWARD_GOAL = 1.5             # the forward's goal: its model within 1.5x of its byte floor
 
 
 @dataclasses.dataclass(frozen=True)
