@@ -53,7 +53,8 @@ def test_quick_check_compiles_every_kernel_forward_and_backward():
     # beside the release's measured times.
     assert 'floor 343 us (5 passes)' in report and 'release fwd 4270 us' in report, report
     assert 'release fwd+bwd 15060 us' in report, report
-    # Issue 9's forward goal on the model's path: every SASF forward within 1.5x of its floor.
+    # The kernels' forward goal on the model's path: every SASF forward within 1.5x of its
+    # byte floor (docs/kernels.md, "Compile report").
     sasf_forwards = [block for block in report.split('\n-- ')
                      if block.startswith('sasf') and block.split('\n')[0].endswith('forward')]
     assert len(sasf_forwards) == 2, report
