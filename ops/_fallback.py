@@ -26,7 +26,7 @@ from triton.runtime import KernelInterface
 from triton.runtime import errors as runtime_errors
 
 from . import _utils
-from ._validate import ENV_VAR
+from ._validate import ENV_VAR, KernelFallbackWarning
 
 # CompilationError wraps every error raised while Triton turns a kernel's Python into IR
 # (e.g. a global that is not a tl.constexpr); OutOfResources: shared memory, threads;
@@ -51,10 +51,6 @@ FAILURE_MESSAGES = (
 
 T = TypeVar('T')
 _failed = set()  # (op, device) pairs whose kernels failed: they run the reference
-
-
-class KernelFallbackWarning(RuntimeWarning):
-    """A Triton op runs the PyTorch reference because its kernels failed on this device."""
 
 
 def is_kernel_failure(error: BaseException) -> bool:

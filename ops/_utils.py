@@ -13,8 +13,6 @@ from typing import ContextManager, Optional, Tuple
 import torch
 import triton
 
-FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-
 
 def new_output(*shape: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """Allocate an uninitialised output buffer.

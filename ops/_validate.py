@@ -2,15 +2,14 @@
 
 Each check raises ``ValueError`` (or ``TypeError`` for non-tensors) naming the argument,
 the expected and the actual value, so a caller can fix the call without reading the code.
+Nothing here imports Triton at module level: the PyTorch path (CPU) runs without it.
 """
 from typing import Optional, Sequence, Tuple
 
 import torch
-import triton
 from torch import Tensor
 
-from ._utils import FLOAT_DTYPES
-
+FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 BACKENDS = (None, 'torch', 'triton')
 ENV_VAR = 'MMSM_BACKEND'  # forces a backend where the caller passed backend=None
 # The oldest Triton that compiles every kernel (docs/gpu.md: the compile check runs in CI
@@ -18,22 +17,39 @@ ENV_VAR = 'MMSM_BACKEND'  # forces a backend where the caller passed backend=Non
 MIN_TRITON = (3, 4)
 
 
-def triton_version() -> Tuple[int, ...]:
-    """The installed Triton's release, e.g. (3, 6, 0) for '3.6.0' or '3.6.0+git1234'."""
-    release = triton.__version__.split('+')[0].split('.')
+class KernelFallbackWarning(RuntimeWarning):
+    """A Triton op runs the PyTorch path on a GPU: its kernels cannot compile or launch there
+    (``_fallback``), or the installed Triton is too old or missing (``dispatch``)."""
+
+
+def installed_triton() -> Optional[str]:
+    """The installed Triton's version string, e.g. '3.6.0', or None when there is none
+    (a CPU-only environment: the PyTorch path needs no Triton)."""
+    try:
+        import triton
+    except ImportError:
+        return None
+    return triton.__version__
+
+
+def triton_version(version: str) -> Tuple[int, ...]:
+    """A Triton release as numbers, e.g. (3, 6, 0) for '3.6.0' or '3.6.0+git1234'."""
+    release = version.split('+')[0].split('.')
     return tuple(int(p) for p in release if p.isdigit())
 
 
 def old_triton_message() -> Optional[str]:
-    """Why the Triton kernels cannot run with the installed Triton, and the fix; None when
-    it is recent enough."""
-    if triton_version() >= MIN_TRITON:
+    """Why the Triton kernels cannot run with the installed Triton (too old, or none), and
+    the fix; None when it is recent enough."""
+    version = installed_triton()
+    if version is not None and triton_version(version) >= MIN_TRITON:
         return None
     floor = '.'.join(map(str, MIN_TRITON))
-    return (f'mmspatialmamba\'s Triton kernels need triton>={floor}, found {triton.__version__} '
-            f"(its compiler rejects some of them). Install a newer Triton, e.g. pip install "
-            f"'triton>={floor}' (PyTorch 2.8 and later bring one), or run the PyTorch path: "
-            f"backend='torch' on the op or the backbone, or {ENV_VAR}=torch.")
+    found = f'found {version} (its compiler rejects some of them)' if version else \
+        'but it is not installed'
+    return (f"mmspatialmamba's Triton kernels need triton>={floor}, {found}. Install one, e.g. "
+            f"pip install 'triton>={floor}' (PyTorch 2.8 and later bring one), or run the "
+            f"PyTorch path: backend='torch' on the op or the backbone, or {ENV_VAR}=torch.")
 
 
 def check_tensor(name: str, t: Tensor, ndim: int) -> None:

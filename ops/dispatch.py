@@ -38,13 +38,14 @@ def resolve_backend(backend: Optional[str], x: Tensor) -> Tuple[str, bool]:
         ``(backend, may_fall_back)``: ``'torch'`` or ``'triton'``, and whether a Triton op
         may run the PyTorch path where its kernels fail (only on the automatic choice).
 
-    With a Triton older than ``_validate.MIN_TRITON`` the automatic choice is torch, with
-    one warning that names the fix, and a forced 'triton' raises.
+    With a Triton older than ``_validate.MIN_TRITON``, or none installed, the automatic
+    choice for CUDA tensors is torch, with one warning that names the fix, and a forced
+    'triton' raises.
 
     Raises:
         ValueError: For an unknown backend or ``MMSM_BACKEND`` value, or ``'triton'`` on CPU
             tensors without the interpreter.
-        RuntimeError: For ``'triton'`` with a Triton too old for the kernels.
+        RuntimeError: For ``'triton'`` with a Triton too old for the kernels, or none.
     """
     _validate.check_backend(backend)
     if backend is None and os.environ.get(_validate.ENV_VAR):
@@ -72,8 +73,7 @@ def _warn_once(message: str) -> None:
     """Warn ``message`` as a ``KernelFallbackWarning``, once per process."""
     if message not in _warned:
         _warned.add(message)
-        from ._fallback import KernelFallbackWarning
-        warnings.warn(message, KernelFallbackWarning, stacklevel=4)
+        warnings.warn(message, _validate.KernelFallbackWarning, stacklevel=4)
 
 
 def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor,

@@ -103,3 +103,36 @@ def test_old_triton_refuses_a_forced_triton_backend(old_triton, monkeypatch):
 def test_supported_triton_picks_the_kernels_for_cuda_tensors():
     assert _validate.old_triton_message() is None
     assert dispatch.resolve_backend(None, fake_cuda((2, 3, 4))) == ('triton', True)
+
+
+NO_TRITON = r'''
+import sys, warnings
+class NoTriton:  # an environment without Triton (a CPU-only install without the extra)
+    def find_spec(self, name, path=None, target=None):
+        if name == 'triton' or name.startswith('triton.'):
+            raise ImportError('No module named ' + repr(name))
+sys.meta_path.insert(0, NoTriton())
+import torch
+from mmspatialmamba.models import SpatialMamba
+from unittest import mock
+from mmspatialmamba.ops import KernelFallbackWarning, dispatch
+model = SpatialMamba(arch=dict(dims=16, depths=[1, 1, 1, 1]), out_indices=(3,))
+out = model(torch.randn(1, 3, 64, 64))[0]
+assert out.shape == (1, 128, 2, 2) and torch.isfinite(out).all(), out.shape
+with warnings.catch_warnings(record=True) as record:
+    warnings.simplefilter('always')
+    assert dispatch.resolve_backend(None, mock.Mock(is_cuda=True)) == ('torch', False)
+assert [w.category for w in record] == [KernelFallbackWarning], record
+assert 'not installed' in str(record[0].message), record[0].message
+assert 'triton' not in sys.modules
+print('ok')
+'''
+
+
+def test_the_pytorch_path_needs_no_triton():
+    """Without Triton (a CPU install without the ``triton`` extra) the package imports, the
+    backbone runs on the CPU, and CUDA tensors would take the PyTorch path with the fix named."""
+    env = {k: v for k, v in os.environ.items() if k != 'TRITON_INTERPRET'}
+    proc = subprocess.run([sys.executable, '-c', NO_TRITON], capture_output=True, text=True,
+                          timeout=300, env=env, cwd=ROOT.parent)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith('ok'), proc.stderr[-3000:]
