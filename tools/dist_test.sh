@@ -6,13 +6,7 @@
 # Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT as in tools/dist_train.sh.
 # PYTHON: see tools/launch_common.sh.
 set -euo pipefail
-if [ $# -lt 3 ]; then
-    echo "usage: bash tools/dist_test.sh CONFIG CHECKPOINT NPROC [test.py options...]" >&2
-    exit 2
-fi
 source "$(dirname "${BASH_SOURCE[0]}")/launch_common.sh"
-CONFIG=$1
-CHECKPOINT=$2
-NPROC=$3
-shift 3
-torchrun_tool test.py "$NPROC" "$CONFIG" "$CHECKPOINT" "$@"
+require_args 3 "CONFIG CHECKPOINT NPROC [test.py options...]" "$@"
+# torchrun_tool takes NPROC first: CONFIG, CHECKPOINT and the options go on to test.py.
+torchrun_tool test.py "$3" "$1" "$2" "${@:4}"

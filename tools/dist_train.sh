@@ -8,12 +8,7 @@
 # NPROC is the number of GPUs per node. Without CUDA the processes train on CPU with gloo
 # (slow; for testing the distributed path). PYTHON: see tools/launch_common.sh.
 set -euo pipefail
-if [ $# -lt 2 ]; then
-    echo "usage: bash tools/dist_train.sh CONFIG NPROC [train.py options...]" >&2
-    exit 2
-fi
 source "$(dirname "${BASH_SOURCE[0]}")/launch_common.sh"
-CONFIG=$1
-NPROC=$2
-shift 2
-torchrun_tool train.py "$NPROC" "$CONFIG" "$@"
+require_args 2 "CONFIG NPROC [train.py options...]" "$@"
+# torchrun_tool takes NPROC first: CONFIG and the options go on to train.py.
+torchrun_tool train.py "$2" "$1" "${@:3}"

@@ -8,6 +8,17 @@ if [ -z "${PYTHON:-}" ]; then
     if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python3; fi
 fi
 
+# require_args N USAGE ARGS...: unless ARGS holds at least N arguments, print
+# "usage: bash tools/<this script> USAGE" to stderr and exit with status 2.
+require_args() {
+    local n=$1 usage=$2
+    shift 2
+    if [ $# -lt "$n" ]; then
+        echo "usage: bash tools/$(basename "$0") $usage" >&2
+        exit 2
+    fi
+}
+
 # torchrun_tool TOOL NPROC ARGS...: run tools/TOOL on NPROC processes of this node with
 # torchrun (--launcher pytorch). NNODES, NODE_RANK, MASTER_ADDR and PORT describe the nodes.
 torchrun_tool() {

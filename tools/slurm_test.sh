@@ -9,12 +9,6 @@
 # The interface of mmdet's and mmseg's tools/slurm_test.sh; the variables as in
 # tools/slurm_train.sh.
 set -euo pipefail
-if [ $# -lt 4 ]; then
-    echo "usage: bash tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [test.py options...]" >&2
-    exit 2
-fi
 source "$(dirname "${BASH_SOURCE[0]}")/launch_common.sh"
-PARTITION=$1
-JOB_NAME=$2
-shift 2
-srun_tool "$PARTITION" "$JOB_NAME" test.py "$@"
+require_args 4 "PARTITION JOB_NAME CONFIG CHECKPOINT [test.py options...]" "$@"
+srun_tool "$1" "$2" test.py "${@:3}"

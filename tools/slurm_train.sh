@@ -13,18 +13,11 @@
 # nodes). PYTHON: see tools/launch_common.sh (on a cluster, a Python every node can run).
 # Without CUDA the tasks run on CPU with gloo (for testing the distributed path).
 set -euo pipefail
-if [ $# -lt 3 ]; then
-    echo "usage: bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG [WORK_DIR] [train.py options...]" >&2
-    exit 2
-fi
 source "$(dirname "${BASH_SOURCE[0]}")/launch_common.sh"
-PARTITION=$1
-JOB_NAME=$2
-CONFIG=$3
-shift 3
-WORK_DIR=()
-if [ $# -gt 0 ] && [[ $1 != -* ]]; then
-    WORK_DIR=(--work-dir "$1")
-    shift
+require_args 3 "PARTITION JOB_NAME CONFIG [WORK_DIR] [train.py options...]" "$@"
+# A fourth argument that is not an option is WORK_DIR, passed on as --work-dir.
+if [ $# -gt 3 ] && [[ $4 != -* ]]; then
+    srun_tool "$1" "$2" train.py "$3" --work-dir "$4" "${@:5}"
+else
+    srun_tool "$1" "$2" train.py "${@:3}"
 fi
-srun_tool "$PARTITION" "$JOB_NAME" train.py "$CONFIG" ${WORK_DIR[@]+"${WORK_DIR[@]}"} "$@"

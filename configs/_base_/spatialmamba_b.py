@@ -4,7 +4,5 @@ _base_ = './spatialmamba_t.py'
 
 spatialmamba_checkpoint = 'checkpoints/spatialmamba_b_in1k.pth'
 spatialmamba_backbone = dict(
-    arch='base',
-    drop_path_rate=0.5,
-    init_cfg=dict(checkpoint=spatialmamba_checkpoint))
+    arch='base', drop_path_rate=0.5, init_cfg=dict(checkpoint=spatialmamba_checkpoint))
 spatialmamba_channels = [96, 192, 384, 768]

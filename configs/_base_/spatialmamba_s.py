@@ -4,6 +4,4 @@ _base_ = './spatialmamba_t.py'
 
 spatialmamba_checkpoint = 'checkpoints/spatialmamba_s_in1k.pth'
 spatialmamba_backbone = dict(
-    arch='small',
-    drop_path_rate=0.3,
-    init_cfg=dict(checkpoint=spatialmamba_checkpoint))
+    arch='small', drop_path_rate=0.3, init_cfg=dict(checkpoint=spatialmamba_checkpoint))

@@ -19,7 +19,6 @@ share of each map that lies after the query in raster order (zero for the scan a
 only looks back) and the time per query.
 """
 import argparse
-import json
 import os.path as osp
 import time
 from typing import Any, Dict, List, Optional
@@ -35,10 +34,10 @@ import torch  # noqa: E402
 from mmspatialmamba.analysis.dependency import (block_mixer, capture_sasf_call,  # noqa: E402
                                                 channel_magnitude, dependency_rows,
                                                 map_to_image, query_position)
+from mmspatialmamba.analysis.cli import (add_common_arguments, parse_common,  # noqa: E402
+                                         run_tool, write_summary)
 from mmspatialmamba.analysis.figures import save_figure  # noqa: E402
-from mmspatialmamba.apis import (add_debug_argument, check_image, exit_on_user_error,  # noqa: E402
-                                 inference, init_model)
-from mmspatialmamba.checkpoint_io import add_trust_argument, apply_trust_argument  # noqa: E402
+from mmspatialmamba.apis import check_image, inference, init_model  # noqa: E402
 
 DECADES = 3  # dynamic range of the drawn maps, in powers of ten below the maximum
 
@@ -57,16 +56,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--block', type=int, default=-1,
                         help='block in the stage (default -1: its last block)')
     parser.add_argument('--out', default='dependency.png', help='figure (default dependency.png)')
-    parser.add_argument('--json', metavar='PATH', help='also write the numbers as JSON')
-    parser.add_argument('--seed', type=int, default=0,
-                        help='seed of the initialisation when no checkpoint is given')
-    parser.add_argument('--threads', type=int, help='torch CPU threads (default: torch\'s)')
-    add_trust_argument(parser)
-    add_debug_argument(parser)
-    args = parser.parse_args(argv)
-    if args.threads is not None and args.threads < 1:
-        parser.error(f'--threads must be >= 1, got {args.threads}')
-    return args
+    add_common_arguments(parser, seed_help='seed of the initialisation when no checkpoint is given')
+    return parse_common(parser, argv)
 
 
 def log_scaled(values: np.ndarray) -> np.ndarray:
@@ -102,16 +93,11 @@ def draw(rgb: np.ndarray, queries: List[Dict[str, Any]], caption: str, out: str)
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     """Run the tool; bad input ends it with one line (exit status 1), unless ``--debug``."""
-    args = parse_args(argv)
-    with exit_on_user_error(args.debug):
-        return run(args)
+    return run_tool(run, parse_args(argv))
 
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
     """Record, compute the maps, print, draw, optionally write JSON; returns the numbers."""
-    apply_trust_argument(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     check_image(args.image)
     torch.manual_seed(args.seed)  # the constructors draw part of the initialisation
     model = init_model(args.config)
@@ -169,9 +155,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                    forward_cpu_seconds=forward_cpu_seconds,
                    queries=[{k: v for k, v in q.items() if k not in ('scan_only', 'fused')}
                             for q in queries])
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(summary, f, indent=2)
+    write_summary(args.json, summary)
     summary['maps'] = [dict(scan_only=q['scan_only'], fused=q['fused']) for q in queries]
     return summary
 

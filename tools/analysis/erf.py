@@ -21,7 +21,6 @@ on the same images, from ``--swin-checkpoint`` / ``--resnet-checkpoint`` if give
 checkpoint a backbone keeps its initialisation, and the output and the figure say so.
 """
 import argparse
-import json
 from typing import Any, Dict, List, Optional
 
 import matplotlib
@@ -32,12 +31,12 @@ import torch  # noqa: E402
 
 from mmspatialmamba.analysis.erf_models import (build_stage_model,  # noqa: E402
                                                 comparison_spec, spatial_mamba_spec)
+from mmspatialmamba.analysis.cli import (add_common_arguments, parse_common,  # noqa: E402
+                                         run_tool, write_summary)
 from mmspatialmamba.analysis.figures import save_figure  # noqa: E402
 from mmspatialmamba.analysis.receptive_field import (area_ratios, erf_display,  # noqa: E402
                                                      find_images, mean_centre_gradient,
                                                      read_image)
-from mmspatialmamba.apis import add_debug_argument, exit_on_user_error  # noqa: E402
-from mmspatialmamba.checkpoint_io import add_trust_argument, apply_trust_argument  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -59,17 +58,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--resnet-checkpoint', metavar='PATH',
                         help='ResNet-50 checkpoint for --compare (torchvision or mmdet format)')
     parser.add_argument('--out', default='erf.png', help='figure to write (default erf.png)')
-    parser.add_argument('--json', metavar='PATH', help='also write the numbers as JSON')
-    parser.add_argument('--seed', type=int, default=0,
-                        help='seed of the initialisation of backbones without checkpoint')
-    parser.add_argument('--threads', type=int, help='torch CPU threads (default: torch\'s)')
-    add_trust_argument(parser)
-    add_debug_argument(parser)
-    args = parser.parse_args(argv)
+    add_common_arguments(parser,
+                         seed_help='seed of the initialisation of backbones without checkpoint')
+    args = parse_common(parser, argv)
     if args.size < 32:
         parser.error(f'--size must be at least 32 (the backbones downsample 32x), got {args.size}')
-    if args.threads is not None and args.threads < 1:
-        parser.error(f'--threads must be >= 1, got {args.threads}')
     if (args.swin_checkpoint or args.resnet_checkpoint) and not args.compare:
         parser.error('--swin-checkpoint and --resnet-checkpoint need --compare')
     return args
@@ -94,16 +87,11 @@ def draw(results: List[Dict[str, Any]], stage: int, num_images: int, size: int,
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     """Run the tool; bad input ends it with one line (exit status 1), unless ``--debug``."""
-    args = parse_args(argv)
-    with exit_on_user_error(args.debug):
-        return run(args)
+    return run_tool(run, parse_args(argv))
 
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
     """Measure, print a table, draw the figure, optionally write JSON; returns the numbers."""
-    apply_trust_argument(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     paths = find_images(args.images, args.num)
     images = [read_image(path, args.size) for path in paths]
     specs = [(spatial_mamba_spec(args.model), args.checkpoint)]
@@ -140,9 +128,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     print(f'figure: {args.out}')
     summary = dict(stage=args.stage, size=args.size, images=paths, threads=torch.get_num_threads(),
                    backbones=[{k: v for k, v in r.items() if k != 'erf'} for r in results])
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(summary, f, indent=2)
+    write_summary(args.json, summary)
     summary['erf'] = {r['name']: r['erf'] for r in results}
     return summary
 
