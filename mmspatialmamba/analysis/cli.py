@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
-from ..apis.cli import add_debug_argument, exit_on_user_error
+from ..apis.cli import add_debug_argument, check_threads, exit_on_user_error
 from ..checkpoint_io import add_trust_argument, apply_trust_argument
 
 Summary = Dict[str, Any]
@@ -31,8 +31,7 @@ def parse_common(parser: argparse.ArgumentParser,
                  argv: Optional[List[str]]) -> argparse.Namespace:
     """Parse ``argv``; ``--threads`` below 1 is a usage error (``parser.error``, exit 2)."""
     args = parser.parse_args(argv)
-    if args.threads is not None and args.threads < 1:
-        parser.error(f'--threads must be >= 1, got {args.threads}')
+    check_threads(parser, args)
     return args
 
 

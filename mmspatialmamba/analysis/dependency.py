@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from ..errors import BadInputError
 from ..models.layers.sasf import StructureAwareSSM, sasf_core_override
-from ..ops import selective_scan, structure_aware_ssm
+from ..ops import selective_scan, state_fusion, structure_aware_ssm
 
 
 class SASFCall(NamedTuple):
@@ -141,17 +141,16 @@ def dependency_rows(call: SASFCall, query: int, sample: int = 0) -> Tuple[Tensor
     pick = slice(sample, sample + 1)
     u = call.u[pick].to(torch.float32, copy=True).requires_grad_(True)
     delta, B, C = (t[pick].float() for t in (call.delta, call.B, call.C))
-    no_skip = torch.zeros_like(call.D)
     with torch.enable_grad():
         states = selective_scan(u, delta, call.A, B, call.delta_bias, call.delta_softplus,
-                                backend=call.backend)                    # (1, D, 1, L)
-        scan_only = states[:, :, 0] * C
-        fused = structure_aware_ssm(u, delta, call.A, B, C, no_skip, call.delta_bias, call.k1,
-                                    call.k3, call.k5, call.alpha, (height, width),
-                                    call.delta_softplus, backend=call.backend)
-        rows = [torch.autograd.grad(y[0, :, query].sum(), u)[0][0].view(dim, height, width)
-                for y in (scan_only, fused)]
-    return rows[0], rows[1]
+                                backend=call.backend)[:, :, 0]           # (1, D, L)
+        maps = state_fusion(states.reshape(1, dim, height, width), call.k1, call.k3, call.k5,
+                            call.alpha, backend=call.backend)            # (1, D, H, W)
+        scan_only, fused = states * C, maps.reshape(1, dim, length) * C
+        # Both rows go back through the one scan: keep its graph for the second.
+        scan_row = torch.autograd.grad(scan_only[0, :, query].sum(), u, retain_graph=True)[0]
+        fused_row = torch.autograd.grad(fused[0, :, query].sum(), u)[0]
+    return scan_row[0].view(dim, height, width), fused_row[0].view(dim, height, width)
 
 
 def channel_magnitude(row: Tensor) -> Tensor:

@@ -56,6 +56,12 @@ def exit_on_user_error(debug: bool = False) -> Iterator[None]:
         raise SystemExit(f'error: {error}') from None
 
 
+def check_threads(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``parser.error`` (exit 2 with the message) if ``--threads`` is given and below 1."""
+    if args.threads is not None and args.threads < 1:
+        parser.error(f'--threads must be >= 1, got {args.threads}')
+
+
 def resolve_device_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Check ``--threads`` and turn ``--device auto`` into 'cuda' or 'cpu'.
 
@@ -65,8 +71,7 @@ def resolve_device_args(parser: argparse.ArgumentParser, args: argparse.Namespac
     Calls ``parser.error`` (exit 2 with the message) on ``--threads`` < 1 or on
     ``--device cuda`` without a CUDA device.
     """
-    if args.threads is not None and args.threads < 1:
-        parser.error(f'--threads must be >= 1, got {args.threads}')
+    check_threads(parser, args)
     if args.device == 'auto':
         args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
     if args.device == 'cuda' and not torch.cuda.is_available():
