@@ -99,3 +99,21 @@ def poison_outputs(monkeypatch):
     real = _utils.new_output
     monkeypatch.setattr(_utils, 'new_output',
                         lambda *a, **k: real(*a, **k).fill_(float('nan')))
+
+
+@pytest.fixture(scope='session')
+def coco_root(tmp_path_factory) -> str:
+    """A 6-image (4 train, 2 val) synthetic COCO set, 64x64, made once per test run."""
+    from mmspatialmamba.datasets import make_coco_instances
+    root = str(tmp_path_factory.mktemp('coco'))
+    make_coco_instances(root, num_train=4, num_val=2, image_size=(64, 64), seed=1)
+    return root
+
+
+@pytest.fixture(scope='session')
+def ade_root(tmp_path_factory) -> str:
+    """A 6-image (4 train, 2 val) synthetic ADE20K-layout set, 64x64, made once per test run."""
+    from mmspatialmamba.datasets import make_ade_semantic
+    root = str(tmp_path_factory.mktemp('ade'))
+    make_ade_semantic(root, num_train=4, num_val=2, image_size=(64, 64), seed=1)
+    return root

@@ -30,6 +30,7 @@ from typing import Dict, Iterator, List, Tuple
 
 import pytest
 import torch
+from doc_tables import RESULTS, page_text, results_table, table
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 README = osp.join(ROOT, 'README.md')
@@ -45,12 +46,6 @@ COMMAND = re.compile(r'(?:(?:\.venv/bin/)?python3?|bash)\s+((?:tools|benchmarks|
                      r'([^`\n]*)')
 OPTION = re.compile(r'(?<![\w-])--[a-z][\w-]*')
 RUNS = re.compile(r'(?<![\w/])(?:tools|benchmarks)/\w+\.py')   # the tool a shell script runs
-
-
-def page_text(path: str) -> str:
-    """The page without its HTML comments."""
-    with open(path, encoding='utf-8') as f:
-        return re.sub(r'<!--.*?-->', '', f.read(), flags=re.S)
 
 
 def expand(pattern: str) -> List[str]:
@@ -226,26 +221,8 @@ def test_cited_files_and_sections_exist():
     assert not problems, f'citations of missing pages or sections: {sorted(set(problems))}'
 
 
-def table(path: str, header: str) -> List[List[str]]:
-    """The rows (cells stripped) of the Markdown table whose header row starts ``header``."""
-    lines = page_text(path).splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(header))
-    rows = []
-    for line in lines[start + 2:]:
-        if not line.startswith('|'):
-            break
-        rows.append([cell.strip() for cell in line.strip('|').split('|')])
-    return rows
-
-
-RESULTS = osp.join(ROOT, 'docs', 'results.md')
 BENCHMARKS = osp.join(ROOT, 'docs', 'benchmarks.md')
 ARCHS = {'T': 'tiny', 'S': 'small', 'B': 'base'}
-
-
-def results_table() -> Dict[str, List[str]]:
-    """docs/results.md's parameter and FLOP table by model, e.g. 'Mask R-CNN T'."""
-    return {row[0]: row for row in table(RESULTS, '| model | input')}
 
 
 def test_readme_flop_table_matches_docs_results():

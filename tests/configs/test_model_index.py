@@ -14,20 +14,12 @@ import re
 import runpy
 
 import pytest
+from doc_tables import results_table
 from model_index import MODELS, ROOT
 
 SIZES = {'t': 'tiny', 's': 'small', 'b': 'base'}
 # (task, arch) -> published (params in M, GFLOPs), as tools/get_flops.py reports them.
 PUBLISHED_COUNTS = runpy.run_path(osp.join(ROOT, 'tools', 'get_flops.py'))['PUBLISHED']
-
-
-def _results_table() -> dict:
-    """docs/results.md's parameter/FLOP rows: ('Mask R-CNN', 't') -> (params M, GFLOPs)."""
-    with open(osp.join(ROOT, 'docs', 'results.md')) as f:
-        rows = re.findall(r'^\| (Mask R-CNN|UperNet) ([TSB]) \| [^|]+\| ([\d.]+) \| \d+ \| '
-                          r'([\d.]+) \|', f.read(), flags=re.M)
-    return {(method, size.lower()): (float(params), float(gflops))
-            for method, size, params, gflops in rows}
 
 
 def test_index_lists_every_shipped_config():
@@ -45,7 +37,8 @@ def test_params_and_flops_are_the_tools_counts(name):
     meta = MODELS[name]['Metadata']
     method = 'Mask R-CNN' if name.startswith('maskrcnn') else 'UperNet'
     size = name.split('_')[2]
-    params_m, gflops = _results_table()[(method, size)]
+    row = results_table()[f'{method} {size.upper()}']
+    params_m, gflops = float(row[2]), float(row[4])
     assert round(meta['Parameters'] / 1e6, 2) == params_m
     assert round(meta['FLOPs'] / 1e9, 2) == gflops
     task = 'detection' if method == 'Mask R-CNN' else 'segmentation'

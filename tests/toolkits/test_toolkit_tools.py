@@ -10,19 +10,14 @@ The scripts run in a temporary folder, so nothing of ours is involved but the co
 """
 import glob
 import importlib.util
-import os
 import os.path as osp
 import pickle
 import re
-import subprocess
-import sys
 from typing import List, NamedTuple
 
 import pytest
 from mmengine.config import Config
-from tiny_runs import dump, tiny_config
-
-ENV = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
+from tiny_runs import dump, run_tool, tiny_config
 
 
 class Toolkit(NamedTuple):
@@ -42,12 +37,9 @@ def toolkit_tool(package: str, *path: str) -> str:
     return osp.join(root, '.mim', 'tools', *path)
 
 
-def run_script(args: List[str], cwd: str, timeout: int = 300) -> str:
-    """``python <args>`` in ``cwd``; its stdout and stderr, or an error with both."""
-    result = subprocess.run([sys.executable, *args], cwd=cwd, env=ENV, capture_output=True,
-                            text=True, timeout=timeout)
-    assert result.returncode == 0, (f'{" ".join(args)} failed ({result.returncode}):\n'
-                                    f'{result.stdout[-3000:]}\n{result.stderr[-5000:]}')
+def script_output(args: List[str], cwd: str) -> str:
+    """``python <args>`` in ``cwd`` (:func:`tiny_runs.run_tool`): its stdout and stderr."""
+    result = run_tool(args, cwd=cwd, timeout=300)
     return result.stdout + result.stderr
 
 
@@ -64,8 +56,8 @@ def _train(toolkit: Toolkit, data_root: str, tmp) -> Run:
     checkpoint."""
     work_dir = str(tmp / 'work')
     config = dump(tiny_config(toolkit.config, data_root, work_dir), str(tmp / 'tiny.py'))
-    log = run_script([toolkit_tool(toolkit.package, 'train.py'), config, '--work-dir',
-                      work_dir], cwd=str(tmp))
+    log = script_output([toolkit_tool(toolkit.package, 'train.py'), config, '--work-dir',
+                         work_dir], cwd=str(tmp))
     return Run(toolkit, config, osp.join(work_dir, 'iter_2.pth'), data_root, log)
 
 
@@ -104,7 +96,7 @@ def test_test(run, tmp_path):
             '--work-dir', str(tmp_path / 'test')]
     if run.toolkit is DET:
         args += ['--out', str(tmp_path / 'preds.pkl')]
-    log = run_script(args, cwd=str(tmp_path))
+    log = script_output(args, cwd=str(tmp_path))
     assert f'Load checkpoint from {run.checkpoint}' in log, log[-3000:]
     assert _metric(log, run.toolkit) == _metric(run.train_log, run.toolkit)
     if run.toolkit is DET:
@@ -137,8 +129,8 @@ def test_mmdet_get_flops(det_run, tmp_path):
     """mmdet's analysis_tools/get_flops.py counts the parameters of the model the config
     builds, and some FLOPs. (mmseg 1.2.2's get_flops.py fails on every model with mmengine
     0.10.7: '"input_shape" and "inputs" cannot be both set'.)"""
-    output = run_script([toolkit_tool('mmdet', 'analysis_tools', 'get_flops.py'),
-                         det_run.config, '--num-images', '1'], cwd=str(tmp_path))
+    output = script_output([toolkit_tool('mmdet', 'analysis_tools', 'get_flops.py'),
+                            det_run.config, '--num-images', '1'], cwd=str(tmp_path))
     params = re.search(r'Params: ([\d.]+)([KM])', output)
     flops = re.search(r'Flops: ([\d.]+)([KMG])', output)
     assert params and flops, output[-3000:]
