@@ -52,10 +52,11 @@ def launch_device(device: torch.device) -> ContextManager:
     Triton launches on the current CUDA device whatever device the tensors are on, so
     tensors on ``cuda:1`` while ``cuda:0`` is current fail (``ValueError: Pointer argument
     ... cannot be accessed from Triton``). Every op runs its kernels in this context
-    (``_fallback.run_kernels``). Nothing to select for CPU tensors (the interpreter) or
-    without a CUDA runtime (the compile check's tensors only say they are on CUDA).
+    (``_fallback.run_kernels``). Nothing to select for CPU tensors (the interpreter). The
+    compile check's tensors only say they are on CUDA, without a CUDA runtime: it replaces
+    this function for its duration (``compile_check/fake_cuda.py``).
     """
-    if device.type != 'cuda' or not torch.cuda.is_available():
+    if device.type != 'cuda':
         return contextlib.nullcontext()
     return torch.cuda.device(device)
 

@@ -4,6 +4,7 @@ Each check raises ``ValueError`` (or ``TypeError`` for non-tensors) naming the a
 the expected and the actual value, so a caller can fix the call without reading the code.
 Nothing here imports Triton at module level: the PyTorch path (CPU) runs without it.
 """
+import functools
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -32,8 +33,10 @@ def installed_triton() -> Optional[str]:
     return triton.__version__
 
 
+@functools.lru_cache(maxsize=None)
 def triton_version(version: str) -> Tuple[int, ...]:
-    """A Triton release as numbers, e.g. (3, 6, 0) for '3.6.0' or '3.6.0+git1234'."""
+    """A Triton release as numbers, e.g. (3, 6, 0) for '3.6.0' or '3.6.0+git1234'; cached
+    by the version string (every Triton op call asks)."""
     release = version.split('+')[0].split('.')
     return tuple(int(p) for p in release if p.isdigit())
 

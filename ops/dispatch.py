@@ -51,18 +51,25 @@ def resolve_backend(backend: Optional[str], x: Tensor) -> Tuple[str, bool]:
     if backend is None and os.environ.get(_validate.ENV_VAR):
         backend = os.environ[_validate.ENV_VAR]
         _validate.check_env_backend(backend)
-    old_triton = _validate.old_triton_message()
+    # The Triton version is looked up only where it decides: CPU tensors and 'torch' never
+    # import Triton for it.
     if backend is None:
-        if x.is_cuda and old_triton:
+        if not x.is_cuda:
+            return 'torch', False
+        old_triton = _validate.old_triton_message()
+        if old_triton:
             _warn_once(old_triton)
             return 'torch', False
-        return ('triton', True) if x.is_cuda else ('torch', False)
-    if backend == 'triton' and old_triton:
-        raise RuntimeError(old_triton)
-    if backend == 'triton' and not x.is_cuda and not _interpreter_on():
-        raise ValueError(
-            "backend='triton' needs CUDA tensors; for CPU tensors either use backend='torch' "
-            'or set TRITON_INTERPRET=1 before importing triton (slow, for testing kernels)')
+        return 'triton', True
+    if backend == 'triton':
+        old_triton = _validate.old_triton_message()
+        if old_triton:
+            raise RuntimeError(old_triton)
+        if not x.is_cuda and not _interpreter_on():
+            raise ValueError(
+                "backend='triton' needs CUDA tensors; for CPU tensors either use "
+                "backend='torch' or set TRITON_INTERPRET=1 before importing triton (slow, for "
+                'testing kernels)')
     return backend, False
 
 

@@ -79,12 +79,15 @@ def fake_cuda(shape: Sequence[int], dtype: torch.dtype = torch.float32,
 @contextlib.contextmanager
 def fake_cuda_device(capability: int) -> Iterator[None]:
     """Within the block, the ops' output allocator (``ops/_utils.py``: every buffer a
-    launcher allocates comes from it) returns :class:`FakeCudaTensor` s, and the launch
-    sizing sees a device of compute capability ``sm_<capability>``."""
-    real = _utils.new_output, _utils.gpu_capability
+    launcher allocates comes from it) returns :class:`FakeCudaTensor` s, the launch
+    sizing sees a device of compute capability ``sm_<capability>``, and kernels launch
+    without selecting a CUDA device (``_utils.launch_device``: there is no CUDA runtime to
+    select one in)."""
+    real = _utils.new_output, _utils.gpu_capability, _utils.launch_device
     _utils.new_output = lambda *shape, dtype, device: fake_cuda(shape, dtype)
     _utils.gpu_capability = lambda device: divmod(capability, 10)
+    _utils.launch_device = lambda device: contextlib.nullcontext()
     try:
         yield
     finally:
-        _utils.new_output, _utils.gpu_capability = real
+        _utils.new_output, _utils.gpu_capability, _utils.launch_device = real

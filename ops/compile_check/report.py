@@ -25,7 +25,7 @@ import torch
 import triton
 
 from .._validate import old_triton_message
-from .cases import DTYPES, OPS, SHAPES
+from .cases import DTYPES, OPS, SHAPES, Case
 from .compiler import compile_launch, compiling_for
 from .launch import Launch
 from .targets import ARCHS, launch_problems, resident_blocks
@@ -62,8 +62,12 @@ class Pass:
     launches: List[Launch]
 
     @property
+    def case(self) -> Case:
+        return Case(self.op, SHAPES[self.shape], self.dtype)
+
+    @property
     def label(self) -> str:
-        return f'{self.op} {self.dtype} {SHAPES[self.shape]} {self.name}'
+        return f'{self.case} {self.name}'
 
 
 def record(sel: Selection, capability: int) -> List[Pass]:
@@ -77,7 +81,7 @@ def record(sel: Selection, capability: int) -> List[Pass]:
                 forward, backward = (Pass(op, shape_key, dtype, name, [])
                                      for name in ('forward', 'backward'))
                 forward.launches, backward.launches = record_case(
-                    op, SHAPES[shape_key], dtype, capability, f'{op} {dtype} {SHAPES[shape_key]}')
+                    op, SHAPES[shape_key], dtype, capability, str(forward.case))
                 passes += [forward, backward]
     return passes
 

@@ -1,7 +1,7 @@
 """The compile check leaves the process as it found it: Triton's driver settings,
-``JITFunction.run``, the ops' allocator and sizing hooks and the environment come back after a
-check, also when a case or a compilation raises (the package is installed for users, whose
-process must launch its real kernels afterwards).
+``JITFunction.run``, the ops' allocator, sizing and launch-device hooks and the environment
+come back after a check, also when a case or a compilation raises (the package is installed
+for users, whose process must launch its real kernels afterwards).
 
 Runs in a subprocess: the compiler needs ``TRITON_INTERPRET=0``, which this suite does not
 have (conftest.py).
@@ -27,7 +27,8 @@ from mmspatialmamba.ops.compile_check.report import Selection, check
 
 def state():
     return dict(environ=dict(os.environ), driver=dict(vars(driver)), run=JITFunction.run,
-                new_output=_utils.new_output, gpu_capability=_utils.gpu_capability)
+                new_output=_utils.new_output, gpu_capability=_utils.gpu_capability,
+                launch_device=_utils.launch_device)
 
 
 def changed(before):

@@ -100,6 +100,18 @@ def test_old_triton_refuses_a_forced_triton_backend(old_triton, monkeypatch):
         dispatch.resolve_backend(None, fake_cuda((2, 3, 4)))
 
 
+def test_the_triton_version_is_read_only_where_it_decides(monkeypatch):
+    """CPU tensors on the automatic choice, and a 'torch' backend, never look Triton up."""
+    def looked_up():
+        raise AssertionError('old_triton_message consulted')
+    monkeypatch.setattr(_validate, 'old_triton_message', looked_up)
+    monkeypatch.delenv(_validate.ENV_VAR, raising=False)
+    assert dispatch.resolve_backend(None, torch.zeros(2)) == ('torch', False)
+    assert dispatch.resolve_backend('torch', fake_cuda((2, 3, 4))) == ('torch', False)
+    monkeypatch.setenv(_validate.ENV_VAR, 'torch')
+    assert dispatch.resolve_backend(None, fake_cuda((2, 3, 4))) == ('torch', False)
+
+
 def test_supported_triton_picks_the_kernels_for_cuda_tensors():
     assert _validate.old_triton_message() is None
     assert dispatch.resolve_backend(None, fake_cuda((2, 3, 4))) == ('triton', True)

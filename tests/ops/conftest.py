@@ -17,7 +17,6 @@ combine function on whole arrays (Hillis and Steele), an order of combination cl
 GPU's tree than the loop's; the scan kernels' results are checked against float64 oracles
 either way.
 """
-import os
 from typing import List
 
 import numpy as np
@@ -26,15 +25,14 @@ import torch
 from interpreter_bounds import check_bounds
 from triton.runtime import interpreter
 
+# Whether kernels run under the interpreter (the hooks below patch only its code): the ops'
+# own test of TRITON_INTERPRET.
+from mmspatialmamba.ops.dispatch import _interpreter_on as interpreted
+
 
 @pytest.fixture(autouse=True)
 def no_tf32(monkeypatch):
     monkeypatch.setattr(torch.backends.cudnn, 'allow_tf32', False)
-
-
-def interpreted() -> bool:
-    """Whether kernels run under the interpreter (the hooks below patch only its code)."""
-    return os.environ.get('TRITON_INTERPRET', '0') == '1'
 
 
 @pytest.fixture(autouse=True)

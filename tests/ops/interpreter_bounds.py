@@ -82,10 +82,18 @@ class BoundsChecker:
         self._kernel: Optional[str] = None
         self._storages: List[Storage] = []
         self._strays: Dict[Tuple[str, int], Stray] = {}
+        self._set_bounds()
+
+    def _set_bounds(self) -> None:
+        """The copies' start and end addresses, as arrays every load and store of the launch
+        checks against (the storages change once per launch, not per access)."""
+        self._starts = np.array([s.start for s in self._storages], dtype=np.int64)
+        self._ends = self._starts + np.array([s.nbytes for s in self._storages], dtype=np.int64)
 
     # The launch: storages copied into guarded buffers, and back.
     def begin(self, kernel: str) -> None:
         self._kernel, self._storages, self._strays = kernel, [], {}
+        self._set_bounds()
         self.launches[kernel] += 1
 
     def host_args(self, arg_names: List[str], args: tuple, kwargs: dict) -> tuple:
@@ -111,6 +119,7 @@ class BoundsChecker:
 
         args_hst = [to_host(name, a) for name, a in zip(arg_names, args)]
         kwargs_hst = {k: to_host(k, v) for k, v in kwargs.items()}
+        self._set_bounds()
         return args_hst, kwargs_hst
 
     def copy_back(self) -> None:
@@ -120,19 +129,18 @@ class BoundsChecker:
     def end(self) -> List[Stray]:
         strays = list(self._strays.values())
         self._kernel, self._storages, self._strays = None, [], {}
+        self._set_bounds()
         return strays
 
     # Every load and store: active lanes inside a storage, the others recorded and masked off.
     def active_inside(self, access: str, ptrs, mask) -> np.ndarray:
-        addr = ptrs.data.astype(np.uint64)
-        active = np.broadcast_to(np.asarray(mask.data, dtype=bool), addr.shape)
+        a = ptrs.data.astype(np.int64)
+        active = np.broadcast_to(np.asarray(mask.data, dtype=bool), a.shape)
         width = max(1, ptrs.get_element_ty().primitive_bitwidth // 8)
         self.lanes[self._kernel] += int(active.sum())
         if not self._storages:
             raise OutOfBounds(f'{self._kernel}: {access} with no tensor argument to check')
-        starts = np.array([s.start for s in self._storages], dtype=np.int64)
-        ends = starts + np.array([s.nbytes for s in self._storages], dtype=np.int64)
-        a = addr.astype(np.int64)
+        starts, ends = self._starts, self._ends
         inside = ((a[..., None] >= starts) & (a[..., None] + width <= ends)).any(-1)
         stray = active & ~inside
         if stray.any():

@@ -228,10 +228,8 @@ GPU_EXP_TOL = (3e-5, 3e-4)       # (values, gradients), relative L2 against floa
 
 def check_against_float64(inputs: list, out, grads, upstream, tol: tuple, seed: int) -> None:
     """Values and every gradient of a scan of ``inputs`` against ``scan_float64``."""
-    ref_leaves = [t.detach().double().requires_grad_(True) for t in inputs]
-    ref = scan_float64(*ref_leaves)
-    ref_grads = torch.autograd.grad(ref, ref_leaves, upstream.double())
-    assert_close('output', out, ref.detach(), tol[0], seed)
+    ref, ref_grads, _ = forward_backward(scan_float64, [t.double() for t in inputs], upstream)
+    assert_close('output', out, ref, tol[0], seed)
     for name, g, g_ref in zip(SCAN_NAMES, grads, ref_grads):
         assert_close(f'd{name}', g, g_ref, tol[1], seed)
 
