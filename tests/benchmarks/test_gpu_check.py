@@ -75,6 +75,8 @@ def test_correctness_tests_ran_every_case_of_the_dry_plan(dry_run):
         gpu_check.backbone_cases(True))
     assert all('error_ratio' in r for r in rows if r['test'].endswith(tuple(ops)))
     assert not [r for r in rows if r['outcome'] == 'failed'], rows
+    # The ops' older model-shape comparisons are left to plain `pytest -m cuda`.
+    assert not [r for r in rows if 'test_cuda_triton_matches_torch' in r['test']], rows
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='with a GPU the cuda tests run')
@@ -82,6 +84,7 @@ def test_cuda_tests_collected_and_skipped_without_a_gpu(dry_run):
     rows = results(dry_run)['tests']['rows']
     cuda = [r for r in rows if 'gpu_correctness' not in r['test']]
     assert cuda, 'no cuda-marked test was collected'
+    assert any('test_cuda_matches_oracle' in r['test'] for r in cuda), 'the oracle tests'
     assert {r['outcome'] for r in cuda} == {'skipped'}
 
 
