@@ -99,13 +99,6 @@ def is_dry() -> bool:
     return os.environ.get(DRY_ENV) == 'dry'
 
 
-def case_id(case: Any) -> str:
-    """A test id for a ``cases.Case``, e.g. ``sasf-B2-D128-H200-W336-bf16``."""
-    s = case.shape
-    states = f'-N{s.d_state}' if s.d_state != 1 else ''
-    return f'{case.op}-B{s.batch}-D{s.dim}-H{s.height}-W{s.width}{states}-{case.dtype}'
-
-
 def _model_calls() -> Any:
     """``mmspatialmamba.ops.compile_check.cases``, imported when a plan is asked for: the
     report runs where the package may not be installed."""

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 import torch
-from gpu_plan import ROOT, load_gpu_check
+from gpu_plan import ROOT, case_id, load_gpu_check
 
 SCRIPT = ROOT / 'benchmarks' / 'gpu_check.sh'
 gpu_check = load_gpu_check()
@@ -68,7 +68,7 @@ def test_compile_counts_the_real_runs_variants_and_compiles_the_dry_ones(dry_run
 def test_correctness_tests_ran_every_case_of_the_dry_plan(dry_run):
     rows = results(dry_run)['tests']['rows']
     passed = {r['test'].split('::')[-1] for r in rows if r['outcome'] == 'passed'}
-    ops = {f'test_op_triton_matches_torch[{gpu_check.case_id(c)}]'
+    ops = {f'test_op_triton_matches_torch[{case_id(c)}]'
            for c in gpu_check.op_cases(True)}
     assert ops <= passed, ops - passed
     assert sum(t.startswith('test_backbone_triton_matches_torch') for t in passed) == len(

@@ -16,7 +16,7 @@ dry plan runs on the CPU with the kernels interpreted, so CI keeps these tests w
 """
 import pytest
 import torch
-from gpu_plan import load_gpu_check
+from gpu_plan import case_id, load_gpu_check
 from op_utils import TOL, assert_close
 from spec_oracle import fusion_oracle, sasf_oracle, scan_oracle
 
@@ -96,7 +96,7 @@ def test_backbone_triton_matches_torch(case, seed, record_property):
                                          f'{grad_errs[worst]:.3g} >= {tol_grad} (seed {seed})')
 
 
-@pytest.mark.parametrize('case', OP_CASES, ids=gpu_check.case_id)
+@pytest.mark.parametrize('case', OP_CASES, ids=case_id)
 def test_op_triton_matches_torch(case, seed, record_property):
     dtype = DTYPES[case.dtype]
     call = CALLS[case.op](case.shape, dtype, random_leaf(DEVICE))
@@ -120,7 +120,7 @@ def test_op_triton_matches_torch(case, seed, record_property):
         assert_close(f'd{name}', g, r, tol_grad, seed)
 
 
-@pytest.mark.parametrize('case', gpu_check.small_cases(DRY), ids=gpu_check.case_id)
+@pytest.mark.parametrize('case', gpu_check.small_cases(DRY), ids=case_id)
 def test_op_matches_float64_oracle(case, seed, record_property):
     """The Triton kernels against the oracle on the same rounded inputs in float64."""
     dtype = DTYPES[case.dtype]
