@@ -222,13 +222,18 @@ class JsonRows:
             json.dump(data, f, indent=1, default=str)
 
 
-def load_results(outdir: str) -> Dict[str, Any]:
-    """``results.json`` of ``outdir`` ({} when absent)."""
-    path = os.path.join(outdir, RESULTS)
+def _read_json(path: str) -> Any:
+    """The JSON in ``path`` (None when there is no such file)."""
     if not os.path.isfile(path):
-        return {}
+        return None
     with open(path) as f:
         return json.load(f)
+
+
+def load_results(outdir: str) -> Dict[str, Any]:
+    """``results.json`` of ``outdir`` ({} when absent)."""
+    results = _read_json(os.path.join(outdir, RESULTS))
+    return {} if results is None else results
 
 
 def device_info(device: str) -> Dict[str, str]:
@@ -340,7 +345,7 @@ def run_calls(dry: bool) -> int:
         call = CALLS[case.op](case.shape, TORCH_DTYPES[case.dtype], random_leaf(device))
         out = call('triton')
         grads = torch.autograd.grad(out, list(call.leaves.values()), torch.randn_like(out))
-        finite = all(bool(torch.isfinite(t).all()) for t in (out, *grads))
+        finite = all_finite((out, *grads))
         bad += not finite
         print(f'{case}: {"finite" if finite else "NOT FINITE"}', flush=True)
     if not dry:
@@ -667,7 +672,7 @@ def report(outdir: str) -> str:
         lines.append(f'- {r["tool"]}: {r["status"]} ({detail})')
     lines += _tests_section(results, 'determinism', 'Determinism (each op twice, bit for bit)')
 
-    ops = _load_ops(outdir)
+    ops = _read_json(os.path.join(outdir, 'ops.json'))
     lines += ['', '## Ops (bench_ops.py; release: official kernels, H100)', '',
               '| dtype | shape (dims) | backend | fwd ms | fwd+bwd ms | release fwd | '
               'release f+b | fwd x floor | peak MiB | finite | rel. err. vs torch |',
@@ -700,14 +705,6 @@ def report(outdir: str) -> str:
     with open(os.path.join(outdir, 'gpu_check.md'), 'w') as f:
         f.write(text)
     return text
-
-
-def _load_ops(outdir: str) -> Optional[Dict[str, Any]]:
-    path = os.path.join(outdir, 'ops.json')
-    if not os.path.isfile(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
 
 
 # ---------------------------------------------------------------- command line
