@@ -8,7 +8,8 @@
 #                    launch, counted and compiled in parallel processes into Triton's cache
 #   tests       150  correctness: Triton against the PyTorch path at the models' shapes (ops
 #                    and backbone, fp32/bf16/fp16, forward and backward), the float64 oracle
-#                    at small shapes, every other cuda test; pytest-xdist, 6 workers
+#                    at small shapes, every other cuda test (but the ops' older model-shape
+#                    test_cuda_triton_matches_torch); pytest-xdist, 6 workers
 #   sanitizer    50  compute-sanitizer memcheck, racecheck, initcheck on tiny calls at GPU
 #                    launch sizes (says so and goes on where the tool is missing or refused)
 #   determinism  40  each op twice, outputs and gradients bit for bit

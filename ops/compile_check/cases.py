@@ -165,9 +165,11 @@ def random_leaf(device: torch.device) -> Leaf:
 
 
 def _model_dt_bias(dim: int) -> Tensor:
-    """``dt_projs_bias`` of a freshly initialised mixer of inner width ``dim``."""
+    """``dt_projs_bias`` of a freshly initialised mixer of inner width ``dim``: its
+    initialisation with the mixer's defaults (``dt_min=1e-3, dt_max=0.1,
+    dt_init_floor=1e-4``, which every block keeps)."""
     from mmspatialmamba.models.layers.sasf import StructureAwareSSM  # the model, not the ops
-    return StructureAwareSSM(d_model=dim, expand=1).dt_projs_bias.detach()
+    return StructureAwareSSM._init_dt_bias(dim, dt_min=1e-3, dt_max=0.1, floor=1e-4)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -87,11 +87,12 @@ class Compilation:
 
 
 def _compile_share(cases: Sequence[Case], capability: int, share: int,
-                   shares: int) -> Tuple[List[str], List[Tuple[str, str]]]:
+                   shares: int) -> Tuple[int, List[str], List[Tuple[str, str]]]:
     """In a worker process: record the cases, compile every ``shares``-th variant from
-    ``share`` on, each named on stdout first (a compiler that crashes the process leaves the
-    variant it was compiling as its worker's last line); returns the kernels' hashes and the
-    failures."""
+    ``share`` on (none where there are fewer variants than shares), each named on stdout
+    first (a compiler that crashes the process leaves the variant it was compiling as its
+    worker's last line); returns the number of variants of all shares, the kernels' hashes
+    and the failures."""
     _, variants = record_variants(cases, capability)
     failures, known = [], {}
     with compiling_for(capability):
@@ -102,21 +103,23 @@ def _compile_share(cases: Sequence[Case], capability: int, share: int,
             except Exception as error:  # noqa: BLE001  (every compile error is reported)
                 failures.append((f'{launch.name} ({launch.case})',
                                  traceback.format_exception_only(type(error), error)[-1]))
-    return list(known), failures
+    return len(variants), list(known), failures
 
 
 def compile_variants(cases: Sequence[Case], capability: int, workers: int) -> Compilation:
     """Compile every variant of ``cases`` for ``sm_<capability>`` into Triton's cache
     (``TRITON_CACHE_DIR``), split over ``workers`` processes (each records the cases itself:
     recording costs tens of milliseconds per case, and launches hold kernels that do not
-    pickle)."""
+    pickle; each reports the count, so this process records nothing)."""
     start = time.time()
-    _, variants = record_variants(cases, capability)
-    workers = max(1, min(workers, len(variants)))
+    workers = max(1, workers)
     context = multiprocessing.get_context('spawn')   # no forked CUDA or Triton state
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
         results = [f.result() for f in [pool.submit(_compile_share, cases, capability, k,
                                                     workers) for k in range(workers)]]
-    hashes = {h for kernel_hashes, _ in results for h in kernel_hashes}
-    failures = [f for _, worker_failures in results for f in worker_failures]
-    return Compilation(len(variants), len(hashes), time.time() - start, failures)
+    counts = {count for count, _, _ in results}
+    if len(counts) != 1:   # the shares would then overlap or miss variants
+        raise RuntimeError(f'the workers recorded different numbers of variants: {counts}')
+    hashes = {h for _, kernel_hashes, _ in results for h in kernel_hashes}
+    failures = [f for _, _, worker_failures in results for f in worker_failures]
+    return Compilation(counts.pop(), len(hashes), time.time() - start, failures)

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 import torch
-from gpu_plan import ROOT, load_gpu_check
+from gpu_plan import ROOT, case_id, load_gpu_check
 
 SCRIPT = ROOT / 'benchmarks' / 'gpu_check.sh'
 gpu_check = load_gpu_check()
@@ -68,13 +68,15 @@ def test_compile_counts_the_real_runs_variants_and_compiles_the_dry_ones(dry_run
 def test_correctness_tests_ran_every_case_of_the_dry_plan(dry_run):
     rows = results(dry_run)['tests']['rows']
     passed = {r['test'].split('::')[-1] for r in rows if r['outcome'] == 'passed'}
-    ops = {f'test_op_triton_matches_torch[{gpu_check.case_id(c)}]'
+    ops = {f'test_op_triton_matches_torch[{case_id(c)}]'
            for c in gpu_check.op_cases(True)}
     assert ops <= passed, ops - passed
     assert sum(t.startswith('test_backbone_triton_matches_torch') for t in passed) == len(
         gpu_check.backbone_cases(True))
     assert all('error_ratio' in r for r in rows if r['test'].endswith(tuple(ops)))
     assert not [r for r in rows if r['outcome'] == 'failed'], rows
+    # The ops' older model-shape comparisons are left to plain `pytest -m cuda`.
+    assert not [r for r in rows if 'test_cuda_triton_matches_torch' in r['test']], rows
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='with a GPU the cuda tests run')
@@ -82,6 +84,7 @@ def test_cuda_tests_collected_and_skipped_without_a_gpu(dry_run):
     rows = results(dry_run)['tests']['rows']
     cuda = [r for r in rows if 'gpu_correctness' not in r['test']]
     assert cuda, 'no cuda-marked test was collected'
+    assert any('test_cuda_matches_oracle' in r['test'] for r in cuda), 'the oracle tests'
     assert {r['outcome'] for r in cuda} == {'skipped'}
 
 

@@ -16,8 +16,8 @@ dry plan runs on the CPU with the kernels interpreted, so CI keeps these tests w
 """
 import pytest
 import torch
-from gpu_plan import load_gpu_check
-from op_utils import TOL, assert_close
+from gpu_plan import case_id, load_gpu_check
+from op_utils import TOL, assert_close, relative_error
 from spec_oracle import fusion_oracle, sasf_oracle, scan_oracle
 
 from mmspatialmamba.ops.compile_check.cases import CALLS, DTYPES, random_leaf
@@ -33,11 +33,6 @@ AMP = {None: torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 # (outputs, parameter gradients), relative L2 error: gross-error bounds for 18 blocks.
 BACKBONE_TOL = {torch.float32: (1e-4, 1e-3), torch.float16: (1e-2, 3e-2),
                 torch.bfloat16: (5e-2, 1e-1)}
-
-
-def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
-    out, ref = out.double(), ref.double()
-    return ((out - ref).norm() / ref.norm().clamp_min(1e-30)).item()
 
 
 def assert_finite(name: str, *tensors: torch.Tensor) -> None:
@@ -82,7 +77,7 @@ def test_backbone_triton_matches_torch(case, seed, record_property):
     assert_finite('triton outputs', *out)
     assert_finite('triton gradients', *grads)
     tol_out, tol_grad = BACKBONE_TOL[AMP[case.amp]]
-    out_errs = [rel_err(o, r) for o, r in zip(out, ref)]
+    out_errs = [relative_error(o, r) for o, r in zip(out, ref)]
     floor = 1e-3 * torch.cat([r.flatten() for r in ref_grads]).double().norm()
     grad_errs = {name: ((g.double() - r.double()).norm() / torch.maximum(r.double().norm(),
                                                                           floor)).item()
@@ -96,7 +91,7 @@ def test_backbone_triton_matches_torch(case, seed, record_property):
                                          f'{grad_errs[worst]:.3g} >= {tol_grad} (seed {seed})')
 
 
-@pytest.mark.parametrize('case', OP_CASES, ids=gpu_check.case_id)
+@pytest.mark.parametrize('case', OP_CASES, ids=case_id)
 def test_op_triton_matches_torch(case, seed, record_property):
     dtype = DTYPES[case.dtype]
     call = CALLS[case.op](case.shape, dtype, random_leaf(DEVICE))
@@ -109,18 +104,18 @@ def test_op_triton_matches_torch(case, seed, record_property):
     assert_finite('torch', ref, *ref_grads)
     assert_finite('triton', out, *grads)
     tol_value, tol_grad = TOL[dtype]
-    errors = {'output': (rel_err(out, ref), tol_value)}
-    errors.update({f'd{name}': (rel_err(g, r), tol_grad)
+    errors = {'output': (relative_error(out, ref), tol_value)}
+    errors.update({f'd{name}': (relative_error(g, r), tol_grad)
                    for name, g, r in zip(call.leaves, grads, ref_grads)})
     worst = max(errors, key=lambda k: errors[k][0] / errors[k][1])
     record_property('error_ratio', errors[worst][0] / errors[worst][1])
     record_property('worst', f'{worst} {errors[worst][0]:.3g} (tolerance {errors[worst][1]:g})')
-    assert_close('output', out, ref, tol_value, seed)
+    assert_close('output', out, ref, tol_value, seed, err=errors['output'][0])
     for name, g, r in zip(call.leaves, grads, ref_grads):
-        assert_close(f'd{name}', g, r, tol_grad, seed)
+        assert_close(f'd{name}', g, r, tol_grad, seed, err=errors[f'd{name}'][0])
 
 
-@pytest.mark.parametrize('case', gpu_check.small_cases(DRY), ids=gpu_check.case_id)
+@pytest.mark.parametrize('case', gpu_check.small_cases(DRY), ids=case_id)
 def test_op_matches_float64_oracle(case, seed, record_property):
     """The Triton kernels against the oracle on the same rounded inputs in float64."""
     dtype = DTYPES[case.dtype]
@@ -134,11 +129,11 @@ def test_op_matches_float64_oracle(case, seed, record_property):
     grads = torch.autograd.grad(out, list(call.leaves.values()), upstream)
     assert_finite('triton', out, *grads)
     tol_value, tol_grad = TOL[dtype]
-    ratios = [rel_err(out, ref) / tol_value] + [rel_err(g, r) / tol_grad
-                                                  for g, r in zip(grads, ref_grads)]
+    errs = [relative_error(out, ref)] + [relative_error(g, r) for g, r in zip(grads, ref_grads)]
+    ratios = [errs[0] / tol_value] + [e / tol_grad for e in errs[1:]]
     record_property('error_ratio', max(ratios))
     record_property('worst', (['output'] + [f'd{n}' for n in call.leaves])[
         ratios.index(max(ratios))])
-    assert_close('output', out, ref, tol_value, seed)
-    for name, g, r in zip(call.leaves, grads, ref_grads):
-        assert_close(f'd{name}', g, r, tol_grad, seed)
+    assert_close('output', out, ref, tol_value, seed, err=errs[0])
+    for name, g, r, err in zip(call.leaves, grads, ref_grads, errs[1:]):
+        assert_close(f'd{name}', g, r, tol_grad, seed, err=err)

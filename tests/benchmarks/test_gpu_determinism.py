@@ -7,7 +7,7 @@ GPU check's dry run (``MMSM_GPU_CHECK=dry``) the dry plan runs on the CPU, inter
 """
 import pytest
 import torch
-from gpu_plan import load_gpu_check
+from gpu_plan import case_id, load_gpu_check
 
 from mmspatialmamba.ops.compile_check.cases import CALLS, DTYPES, random_leaf
 
@@ -17,7 +17,7 @@ DEVICE = torch.device('cpu' if DRY else 'cuda')
 pytestmark = [pytest.mark.gpu_check] + ([] if DRY else [pytest.mark.cuda])
 
 
-@pytest.mark.parametrize('case', gpu_check.determinism_cases(DRY), ids=gpu_check.case_id)
+@pytest.mark.parametrize('case', gpu_check.determinism_cases(DRY), ids=case_id)
 def test_op_twice_bit_for_bit(case, seed):
     call = CALLS[case.op](case.shape, DTYPES[case.dtype], random_leaf(DEVICE))
     leaves = list(call.leaves.values())
